@@ -1,0 +1,67 @@
+"""ikkuna: see inside neural-network training, whatever the framework.
+
+    monitor = ikkuna.attach(model, optimizer=optimizer)
+    ...train as usual...
+    monitor.detach()
+
+Only numpy and pluggy are imported here; each framework is imported by its adapter on use.
+"""
+
+from __future__ import annotations
+
+from ikkuna.adapters.base import Adapter
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.attach import DEFAULT_METRICS, attach
+from ikkuna.core.bus import Problem
+from ikkuna.core.errors import (
+    IkkunaError,
+    PluginConflictError,
+    RunNotFoundError,
+    UnknownMetricError,
+    UnknownSinkError,
+    UnsupportedModelError,
+)
+from ikkuna.core.events import Event, Histogram, Record
+from ikkuna.core.hookspecs import hookimpl, hookspec
+from ikkuna.core.layers import LayerInfo
+from ikkuna.core.metric import EventGroup, Metric
+from ikkuna.core.monitor import Monitor
+from ikkuna.core.plugins import PluginManager, get_plugin_manager
+from ikkuna.core.schedule import Every
+from ikkuna.core.sink import RunInfo, Sink
+from ikkuna.sinks.reader import Run, Series, list_runs, open_run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "Array",
+    "DEFAULT_METRICS",
+    "Event",
+    "EventGroup",
+    "Every",
+    "Histogram",
+    "IkkunaError",
+    "LayerInfo",
+    "Layout",
+    "Metric",
+    "Monitor",
+    "PluginConflictError",
+    "PluginManager",
+    "Problem",
+    "Record",
+    "Run",
+    "RunInfo",
+    "RunNotFoundError",
+    "Series",
+    "Sink",
+    "UnknownMetricError",
+    "UnknownSinkError",
+    "UnsupportedModelError",
+    "attach",
+    "get_plugin_manager",
+    "hookimpl",
+    "hookspec",
+    "list_runs",
+    "open_run",
+]

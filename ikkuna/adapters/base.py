@@ -1,0 +1,58 @@
+"""The adapter contract: what every framework adapter implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.layers import LayerInfo
+
+if TYPE_CHECKING:
+    from ikkuna.core.monitor import Monitor
+
+
+class Adapter(ABC):
+    """Translates one framework's native hooks into ikkuna events.
+
+    The monitor builds the adapter with the model and optimizer, asks for :meth:`layers`, then
+    calls :meth:`install` with the layers it selected and the kinds some metric needs; the
+    adapter installs hooks for those kinds only and calls the monitor's step methods and
+    ``emit``. :meth:`remove` takes every hook out again.
+    """
+
+    #: Framework name used in LayerInfo and records (``torch``, ``keras``, ``jax``).
+    framework: ClassVar[str] = ""
+    #: What ``accepts`` takes, in words, for error messages.
+    accepted: ClassVar[str] = ""
+    #: The pip extra that installs the framework.
+    install_hint: ClassVar[str] = ""
+
+    def __init__(self, model: Any, optimizer: Any = None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+
+    @classmethod
+    @abstractmethod
+    def accepts(cls, model: Any) -> bool:
+        """Whether ``model`` belongs to this framework; must not import the framework."""
+
+    @abstractmethod
+    def layers(self) -> list[LayerInfo]:
+        """Every layer of the model, in model order."""
+
+    @abstractmethod
+    def install(self, monitor: "Monitor", layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+        """Install hooks that produce ``kinds`` for ``layers`` (and step boundaries always)."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Remove every hook ``install`` added; the model and optimizer are as before."""
+
+    def as_array(self, value: Any, layout: Layout) -> Array:
+        """Wrap a value the user logged (a native tensor or anything numpy accepts)."""
+        return Array.from_numpy(value, layout)
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the framework packages in use, for the run's record."""
+        return {}

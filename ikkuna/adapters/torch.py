@@ -1,0 +1,262 @@
+"""PyTorch adapter: module forward hooks, tensor hooks and optimizer step hooks to events.
+
+torch is imported on first use, never when ikkuna is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from ikkuna.adapters.base import Adapter
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.layers import LayerInfo
+
+ROOT_LAYER_NAME = "model"
+_IMAGE_NDIMS = (4, 5)  # NCHW / NCDHW: channels on axis 1 in torch
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as error:  # pragma: no cover - only without torch
+        raise ImportError("the PyTorch adapter needs torch: pip install 'ikkuna[torch]'") from error
+    return torch
+
+
+def tensor_to_numpy(tensor: Any) -> np.ndarray:
+    """A host copy of ``tensor`` as numpy; bfloat16 (which numpy lacks) becomes float32."""
+    torch = _torch()
+    tensor = tensor.detach()
+    dtype = torch.float32 if tensor.dtype == torch.bfloat16 else tensor.dtype
+    return tensor.to(device="cpu", dtype=dtype, copy=True).numpy()
+
+
+def wrap(tensor: Any, layout: Layout) -> Array:
+    return Array(tensor, tensor_to_numpy, shape=tuple(tensor.shape),
+                 dtype=str(tensor.dtype).removeprefix("torch."), layout=layout)
+
+
+def layer_kind(module: Any) -> str:
+    nn = _torch().nn
+    if isinstance(module, nn.Linear):
+        return "dense"
+    if isinstance(module, nn.Conv2d):
+        return "conv2d"
+    norms = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
+             nn.modules.instancenorm._InstanceNorm, getattr(nn, "RMSNorm", nn.LayerNorm))
+    if isinstance(module, norms):
+        return "norm"
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    return "other"
+
+
+def parameter_layout(module: Any, name: str, parameter: Any) -> Layout:
+    """Where the output and input axes of a torch parameter are."""
+    nn = _torch().nn
+    if parameter.ndim == 0:
+        return Layout()
+    if parameter.ndim == 1:
+        return Layout(out_axis=0)
+    if name == "weight" and isinstance(
+        module, (nn.Embedding, nn.EmbeddingBag, nn.modules.conv._ConvTransposeNd)
+    ):
+        return Layout(out_axis=1, in_axis=0)  # (num, dim) and (in, out/groups, *kernel)
+    return Layout(out_axis=0, in_axis=1)  # Linear (out, in), Conv (out, in/groups, *kernel)
+
+
+def activation_layout(module: Any, ndim: int) -> Layout:
+    """Batch on axis 0; channels on axis 1 for images and 1-d convs, else last."""
+    nn = _torch().nn
+    if ndim == 0:
+        return Layout()
+    if ndim == 1:
+        return Layout(batch_axis=0)
+    channels_first = ndim in _IMAGE_NDIMS or (
+        ndim == 3 and isinstance(module, (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AvgPool1d))
+    )
+    return Layout(batch_axis=0, channel_axis=1 if channels_first else -1)
+
+
+def _first_tensor(value: Any) -> Any:
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        return next((v for v in value if isinstance(v, torch.Tensor)), None)
+    if isinstance(value, dict):
+        return next((v for v in value.values() if isinstance(v, torch.Tensor)), None)
+    return None
+
+
+class TorchAdapter(Adapter):
+    """Monitors a ``torch.nn.Module`` trained with a ``torch.optim.Optimizer``."""
+
+    framework = "torch"
+    accepted = "torch.nn.Module"
+    install_hint = "pip install 'ikkuna[torch]'"
+
+    def __init__(self, model: Any, optimizer: Any = None) -> None:
+        super().__init__(model, optimizer)
+        torch = _torch()
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "optimizer= for a torch model must be a torch.optim.Optimizer or None, got "
+                f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+            )
+        self._handles: list[Any] = []
+        self._tensor_handles: list[Any] = []
+        self._modules: dict[str, Any] = {}
+        self._params: list[tuple[LayerInfo, str, Any, Layout]] = []
+        self._before_step: dict[int, Any] = {}
+        self._trains_model: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+        self._model_parameters: set[int] = set()
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        torch = sys.modules.get("torch")
+        return torch is not None and isinstance(model, torch.nn.Module)
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": str(_torch().__version__)}
+
+    def as_array(self, value: Any, layout: Layout) -> Array:
+        if isinstance(value, _torch().Tensor):
+            return wrap(value, layout)
+        return Array.from_numpy(value, layout)
+
+    def layers(self) -> list[LayerInfo]:
+        found = []
+        for name, module in self.model.named_modules():
+            own = [n for n, _ in module.named_parameters(recurse=False)]
+            if next(module.children(), None) is not None and not own:
+                continue  # a container: its children are the layers
+            roles = {n: n for n in own}
+            found.append(LayerInfo(name or ROOT_LAYER_NAME, layer_kind(module), self.framework, roles))
+            self._modules[name or ROOT_LAYER_NAME] = module
+        return found
+
+    # -- installing ---------------------------------------------------------------------------
+
+    def install(self, monitor: Any, layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+        self.monitor = monitor
+        self._model_parameters = {id(p) for p in self.model.parameters()}
+        self._handles.append(self.model.register_forward_pre_hook(self._on_model_forward))
+        if K.INPUTS in kinds or K.OUTPUTS in kinds:
+            self._handles.append(self.model.register_forward_hook(self._on_model_output))
+        if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
+            for layer in layers:
+                module = self._modules[layer.name]
+                self._handles.append(module.register_forward_hook(self._layer_output_hook(layer)))
+        for layer in layers:
+            module = self._modules[layer.name]
+            for name, parameter in module.named_parameters(recurse=False):
+                layout = parameter_layout(module, name, parameter)
+                self._params.append((layer, layer.params[name], parameter, layout))
+        self._install_optimizer_hooks()
+
+    def _install_optimizer_hooks(self) -> None:
+        if self.optimizer is not None:
+            self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_start))
+            self._handles.append(self.optimizer.register_step_post_hook(self._on_step_end))
+        else:
+            optim = _torch().optim.optimizer
+            self._handles.append(optim.register_optimizer_step_pre_hook(self._on_step_start))
+            self._handles.append(optim.register_optimizer_step_post_hook(self._on_step_end))
+
+    def remove(self) -> None:
+        for handle in self._handles + self._tensor_handles:
+            handle.remove()
+        self._handles.clear()
+        self._tensor_handles.clear()
+        self._params.clear()
+        self._before_step.clear()
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def _training(self, module: Any) -> bool:
+        return module.training and _torch().is_grad_enabled()
+
+    def _on_model_forward(self, module: Any, args: Any) -> None:
+        if self._training(module):
+            self.monitor.training_pass_started()
+
+    def _on_model_output(self, module: Any, args: Any, output: Any) -> None:
+        if not self._training(module):
+            return
+        for kind, value in ((K.INPUTS, args), (K.OUTPUTS, output)):
+            tensor = _first_tensor(value)
+            if tensor is not None and self.monitor.recording(kind):
+                self.monitor.emit(kind, array=wrap(tensor, activation_layout(module, tensor.ndim)))
+
+    def _layer_output_hook(self, layer: LayerInfo) -> Callable[..., None]:
+        monitor = self.monitor
+
+        def on_output(module: Any, args: Any, output: Any) -> None:
+            if not self._training(module):
+                return
+            tensor = _first_tensor(output)
+            if tensor is None:
+                return
+            layout = activation_layout(module, tensor.ndim)
+            if monitor.recording(K.ACTIVATIONS):
+                monitor.emit(K.ACTIVATIONS, layer=layer, array=wrap(tensor, layout))
+            if tensor.requires_grad and monitor.recording(K.OUTPUT_GRADIENTS):
+
+                def on_gradient(gradient: Any) -> None:
+                    monitor.emit(K.OUTPUT_GRADIENTS, layer=layer, array=wrap(gradient, layout))
+
+                self._tensor_handles.append(tensor.register_hook(on_gradient))
+
+        return on_output
+
+    def _is_ours(self, optimizer: Any) -> bool:
+        if optimizer is self.optimizer:
+            return True
+        known = self._trains_model.get(optimizer)
+        if known is None:
+            known = any(
+                id(p) in self._model_parameters
+                for group in optimizer.param_groups
+                for p in group["params"]
+            )
+            self._trains_model[optimizer] = known
+        return known
+
+    def _on_step_start(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if not self._is_ours(optimizer):
+            return
+        monitor = self.monitor
+        monitor.optimizer_step_started()
+        for handle in self._tensor_handles:  # backward is over: those hooks have fired
+            handle.remove()
+        self._tensor_handles.clear()
+        monitor.emit(K.STEP_STARTED)
+        if monitor.recording(K.GRADIENTS):
+            for layer, role, parameter, layout in self._params:
+                if parameter.grad is not None:
+                    monitor.emit(K.GRADIENTS, layer=layer, param=role,
+                                 array=wrap(parameter.grad, layout))
+        if monitor.recording(K.UPDATES):
+            self._before_step = {id(p): p.detach().clone() for _, _, p, _ in self._params}
+
+    def _on_step_end(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if not self._is_ours(optimizer):
+            return
+        monitor = self.monitor
+        if monitor.recording(K.WEIGHTS):
+            for layer, role, parameter, layout in self._params:
+                monitor.emit(K.WEIGHTS, layer=layer, param=role, array=wrap(parameter, layout))
+        if self._before_step and monitor.recording(K.UPDATES):
+            for layer, role, parameter, layout in self._params:
+                before = self._before_step[id(parameter)]
+                monitor.emit(K.UPDATES, layer=layer, param=role,
+                             array=wrap(parameter.detach() - before, layout))
+        self._before_step = {}
+        monitor.emit(K.STEP_FINISHED)
+        monitor.optimizer_step_finished()

@@ -1,0 +1,1 @@
+"""The framework-neutral core: arrays, layers, events, metrics, sinks, bus, monitor, plugins."""

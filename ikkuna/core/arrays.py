@@ -1,0 +1,109 @@
+"""Arrays: a native tensor, its layout, and a lazy, cached, read-only numpy view of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the meaningful axes of an array are, so metrics never guess.
+
+    Activations set ``batch_axis`` and ``channel_axis`` (torch NCHW: 1, Keras/Flax NHWC: -1).
+    Parameters, their gradients and updates set ``out_axis`` and ``in_axis`` (torch Linear
+    ``(out, in)`` is ``out_axis=0, in_axis=1``; a Keras kernel ``(in, out)`` the reverse).
+    ``None`` means the array has no such axis (a bias has no ``in_axis``).
+    """
+
+    batch_axis: int | None = None
+    channel_axis: int | None = None
+    out_axis: int | None = None
+    in_axis: int | None = None
+
+
+NO_LAYOUT = Layout()
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+class Array:
+    """A tensor handed to metrics: ``shape`` and ``dtype`` are free, ``numpy()`` converts once.
+
+    ``to_numpy`` must return a numpy array that owns its memory (a copy), because native
+    parameters change in place after the optimizer step. After the first conversion the native
+    tensor is released, so an ``Array`` never keeps framework memory alive.
+    """
+
+    __slots__ = ("_native", "_to_numpy", "_numpy", "shape", "dtype", "layout")
+
+    def __init__(
+        self,
+        native: Any,
+        to_numpy: Callable[[Any], np.ndarray],
+        *,
+        shape: tuple[int, ...],
+        dtype: str,
+        layout: Layout = NO_LAYOUT,
+    ) -> None:
+        self._native = native
+        self._to_numpy = to_numpy
+        self._numpy: np.ndarray | None = None
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = str(dtype)
+        self.layout = layout
+
+    @classmethod
+    def from_numpy(cls, values: Any, layout: Layout = NO_LAYOUT) -> "Array":
+        """Wrap numpy data (or anything ``np.asarray`` accepts); the data is copied."""
+        copied = np.array(values, copy=True)
+        return cls(copied, np.asarray, shape=copied.shape, dtype=str(copied.dtype), layout=layout)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numpy(self) -> np.ndarray:
+        """The values as a read-only numpy array (converted on first call, then cached)."""
+        if self._numpy is None:
+            self._numpy = _read_only(np.asarray(self._to_numpy(self._native)))
+            self._native = None
+        return self._numpy
+
+    def release(self) -> None:
+        """Drop the native tensor without converting it (nothing needed the values)."""
+        self._native = None
+
+    def as_channels_last(self) -> np.ndarray:
+        """Activations with channels on the last axis (NHWC, (N, C) for dense outputs)."""
+        values = self.numpy()
+        axis = self.layout.channel_axis
+        if axis is None or values.ndim == 0:
+            return values
+        return np.moveaxis(values, axis, -1)
+
+    def as_matrix(self) -> np.ndarray:
+        """A parameter as a ``(out_units, fan_in)`` matrix in every framework.
+
+        The output axis goes first, the input axis second and any other axes (a conv
+        kernel's spatial axes) follow in order, then all but the first are flattened; so a
+        torch ``(out, in, kh, kw)`` and a Keras ``(kh, kw, in, out)`` kernel give the same
+        matrix. A vector (a bias) becomes ``(out_units, 1)``.
+        """
+        values = self.numpy()
+        if values.ndim == 0:
+            return values.reshape(1, 1)
+        out_axis = self.layout.out_axis if self.layout.out_axis is not None else 0
+        order = [out_axis % values.ndim]
+        if self.layout.in_axis is not None:
+            order.append(self.layout.in_axis % values.ndim)
+        order += [axis for axis in range(values.ndim) if axis not in order]
+        return np.transpose(values, order).reshape(values.shape[order[0]], -1)
+
+    def __repr__(self) -> str:
+        return f"Array(shape={self.shape}, dtype={self.dtype}, layout={self.layout})"

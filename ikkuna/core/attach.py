@@ -1,0 +1,142 @@
+"""``ikkuna.attach``: resolve metrics, sinks and the adapter, then start a Monitor."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from typing import Any, Iterable, Sequence, Union
+
+from ikkuna.adapters.detection import find_adapter
+from ikkuna.core.bus import MetricSlot
+from ikkuna.core.errors import UnknownMetricError, UnknownSinkError
+from ikkuna.core.metric import Metric
+from ikkuna.core.monitor import Monitor
+from ikkuna.core.plugins import PluginManager, get_plugin_manager
+from ikkuna.core.schedule import LayerSelection, ScheduleLike
+from ikkuna.core.sink import Sink
+
+MetricSpec = Union[str, Metric, type]
+SinkSpec = Union[str, Sink]
+
+#: The metrics ``attach`` uses when ``metrics=`` is not given (cheap enough for every step).
+DEFAULT_METRICS = (
+    "weight_norm",
+    "gradient_norm",
+    "update_norm",
+    "update_to_weight_ratio",
+    "activation_mean",
+    "activation_std",
+    "activation_zero_fraction",
+)
+DEFAULT_SINKS = ("store",)
+
+
+def attach(
+    model: Any,
+    *,
+    optimizer: Any = None,
+    metrics: Iterable[MetricSpec] | str | None = None,
+    sinks: Iterable[SinkSpec] | None = None,
+    layers: LayerSelection = None,
+    every: ScheduleLike = None,
+    run: str | None = None,
+    store: str | os.PathLike[str] | None = None,
+    framework: str | None = None,
+    plugins: PluginManager | None = None,
+) -> Monitor:
+    """Start monitoring ``model``'s training; returns the :class:`Monitor` (a context manager).
+
+    ``metrics``: names or instances (default: :data:`DEFAULT_METRICS`; ``[]`` for none).
+    ``sinks``: names or instances (default: the embedded store under ``./ikkuna-runs``, or
+    ``store=``). ``layers``: a glob, globs or a predicate on :class:`LayerInfo`. ``every``: an
+    int ``n`` (every n-th step), :class:`ikkuna.Every` or a predicate on the step. ``run``: the
+    run's name (made unique in the store). ``optimizer``: the optimizer whose steps count; if
+    omitted, adapters that can see every optimizer's steps use those that train the model.
+    """
+    plugins = plugins or get_plugin_manager()
+    adapter_class = find_adapter(model, plugins, framework)
+    adapter = adapter_class(model, optimizer)
+    slots = resolve_metrics(DEFAULT_METRICS if metrics is None else metrics, plugins)
+    run_name = _check_run_name(run) if run is not None else _default_run_name(adapter_class.framework)
+    sink_objects = resolve_sinks(DEFAULT_SINKS if sinks is None else sinks, plugins, store)
+    config = {
+        "metrics": [slot.name for slot in slots],
+        "sinks": [sink.name for sink in sink_objects],
+        "every": repr(every),
+        "layers": repr(layers),
+        "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "optimizer": None if optimizer is None else type(optimizer).__qualname__,
+    }
+    monitor = Monitor(adapter, slots, sink_objects, run=run_name, layers=layers, every=every,
+                      config=config)
+    return monitor.start()
+
+
+def resolve_metrics(specs: Iterable[MetricSpec] | str, plugins: PluginManager) -> list[MetricSlot]:
+    """Metric names, classes or instances to slots; unknown names list the known ones."""
+    if isinstance(specs, (str, Metric)):
+        specs = [specs]
+    known = plugins.metrics()
+    slots: list[MetricSlot] = []
+    for spec in specs:
+        if isinstance(spec, str):
+            if spec not in known:
+                raise UnknownMetricError(
+                    f"unknown metric {spec!r}; known metrics: {', '.join(sorted(known))}"
+                )
+            metric_class, plugin = known[spec].item, known[spec].plugin
+            metric_class.validate()
+            metric = metric_class()
+        elif isinstance(spec, type) and issubclass(spec, Metric):
+            spec.validate()
+            metric, plugin = spec(), spec.__module__
+        elif isinstance(spec, Metric):
+            type(spec).validate()
+            metric, plugin = spec, type(spec).__module__
+        else:
+            raise TypeError(
+                "metrics= takes metric names (str), ikkuna.Metric subclasses or instances, "
+                f"got {type(spec).__name__}: {spec!r}"
+            )
+        slots.append(MetricSlot(metric, plugin))
+    names = [slot.name for slot in slots]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"metrics= names the same metric twice: {', '.join(repeated)}")
+    return slots
+
+
+def resolve_sinks(
+    specs: Iterable[SinkSpec], plugins: PluginManager, store: str | os.PathLike[str] | None
+) -> list[Sink]:
+    """Sink names or instances to sink objects; ``store`` is the store sink's directory."""
+    if isinstance(specs, (str, Sink)):
+        specs = [specs]
+    known = plugins.sinks()
+    sinks: list[Sink] = []
+    for spec in specs:
+        if isinstance(spec, Sink):
+            sinks.append(spec)
+        elif isinstance(spec, str):
+            if spec not in known:
+                raise UnknownSinkError(f"unknown sink {spec!r}; known sinks: {', '.join(sorted(known))}")
+            kwargs = {"path": store} if spec == "store" and store is not None else {}
+            sinks.append(known[spec].item(**kwargs))
+        else:
+            raise TypeError(
+                f"sinks= takes sink names (str) or ikkuna.Sink instances, got {type(spec).__name__}"
+            )
+    return sinks
+
+
+def _default_run_name(framework: str) -> str:
+    return f"{framework}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _check_run_name(run: Any) -> str:
+    if not isinstance(run, str) or not run.strip():
+        raise TypeError(f"run= must be a non-empty str, got {run!r}")
+    if any(c in run for c in "/\\\0") or run in (".", ".."):
+        raise ValueError(f"run= must not contain '/', '\\\\' or NUL or be '.' or '..', got {run!r}")
+    return run

@@ -1,0 +1,213 @@
+"""The bus: groups the kinds a metric needs for one (layer, param, step) and calls the metric."""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import Array
+from ikkuna.core.events import Event, Histogram, Record
+from ikkuna.core.layers import LayerInfo
+from ikkuna.core.metric import EventGroup, Metric
+from ikkuna.core.schedule import as_layer_filter, as_schedule
+
+GroupKey = tuple[int, "str | None", "str | None"]  # (slot index, layer name, param)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A plugin failure that ikkuna isolated: who failed, where, and the traceback."""
+
+    source: str
+    message: str
+    step: int | None = None
+    layer: str | None = None
+    details: str = ""
+
+
+@dataclass
+class MetricSlot:
+    """An active metric with its own layer filter and schedule, and whether it still runs."""
+
+    metric: Metric
+    plugin: str = "ikkuna.metrics"
+    accepts_layer: Callable[[LayerInfo], bool] = field(init=False)
+    scheduled: Callable[[int], bool] = field(init=False)
+    waits_for_step_end: bool = field(init=False)
+    disabled: bool = False
+
+    def __post_init__(self) -> None:
+        self.accepts_layer = as_layer_filter(self.metric.layers)
+        self.scheduled = as_schedule(self.metric.every)
+        self.waits_for_step_end = any(k in K.BATCHED_KINDS or k == K.LOSS for k in self.needs)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return type(self.metric).needs
+
+    @property
+    def name(self) -> str:
+        return type(self.metric).name
+
+
+class Bus:
+    """Routes events of the current step to metric slots and turns results into records.
+
+    Kinds that may arrive several times a step (see ``kinds.BATCHED_KINDS``) are joined along
+    the batch axis and dispatched when the step closes; other groups are dispatched as soon
+    as their last kind arrives.
+    """
+
+    def __init__(self, slots: list[MetricSlot], run: str, on_problem: Callable[[Problem], None]):
+        self.slots = slots
+        self.run = run
+        self._on_problem = on_problem
+        self._by_kind: dict[str, list[int]] = {}
+        for index, slot in enumerate(slots):
+            for kind in slot.needs:
+                self._by_kind.setdefault(kind, []).append(index)
+        self._active: set[int] = set(range(len(slots)))
+        self._pending: dict[GroupKey, dict[str, list[Event]]] = {}
+        self._layers: dict[GroupKey, LayerInfo | None] = {}
+        self._records: list[Record] = []
+        self._step = 0
+        self._epoch = 0
+
+    def needed_kinds(self) -> frozenset[str]:
+        """Kinds some metric that has not been disabled needs, on any step."""
+        return frozenset(k for k, idx in self._by_kind.items() if any(not self.slots[i].disabled for i in idx))
+
+    def open_step(self, step: int, epoch: int, scheduled: bool = True) -> frozenset[str]:
+        """Start ``step``; return the kinds needed on it (what the adapter should produce).
+
+        ``scheduled=False`` (the monitor's own ``every=`` skips the step) makes every metric idle.
+        """
+        self._step, self._epoch = step, epoch
+        self._active = {
+            i
+            for i, slot in enumerate(self.slots)
+            if scheduled and not slot.disabled and slot.scheduled(step)
+        }
+        return frozenset(k for k, idx in self._by_kind.items() if any(i in self._active for i in idx))
+
+    def publish(self, event: Event) -> None:
+        """Hand one event of the current step to the metrics that need it."""
+        for index in self._by_kind.get(event.kind, ()):
+            if index not in self._active:
+                continue
+            slot = self.slots[index]
+            if event.layer is not None and not slot.accepts_layer(event.layer):
+                continue
+            key = (index, event.layer.name if event.layer else None, event.param)
+            group = self._pending.setdefault(key, {})
+            self._layers[key] = event.layer
+            if event.kind in K.BATCHED_KINDS:
+                group.setdefault(event.kind, []).append(event)
+            else:
+                group[event.kind] = [event]
+            if not slot.waits_for_step_end and len(group) == len(slot.needs):
+                self._dispatch(key)
+            elif event.array is not None:
+                event.array.numpy()  # it waits: copy now, the native tensor must not outlive the call
+
+    def close_step(self) -> list[Record]:
+        """Dispatch what waited for the step's end; return and forget the step's records."""
+        for key in list(self._pending):
+            if len(self._pending[key]) == len(self.slots[key[0]].needs):
+                self._dispatch(key)
+        self._pending.clear()
+        self._layers.clear()
+        records, self._records = self._records, []
+        return records
+
+    def _dispatch(self, key: GroupKey) -> None:
+        events = self._pending.pop(key)
+        layer = self._layers.pop(key, None)
+        slot = self.slots[key[0]]
+        if slot.disabled:
+            return
+        group = EventGroup(
+            {kind: _join(found) for kind, found in events.items()},
+            step=self._step,
+            epoch=self._epoch,
+            layer=layer,
+            param=key[2],
+        )
+        try:
+            result = slot.metric.compute(group)
+            self._records.extend(self._to_records(slot.name, result, key[1], key[2]))
+        except Exception as error:  # noqa: BLE001 - a plugin must never stop training
+            self._disable(slot, error, layer)
+        finally:
+            for found in events.values():
+                for event in found:
+                    if event.array is not None:
+                        event.array.release()
+
+    def _disable(self, slot: MetricSlot, error: Exception, layer: LayerInfo | None) -> None:
+        slot.disabled = True
+        self._active.discard(self.slots.index(slot))
+        where = f"layer {layer.name!r}, " if layer is not None else ""
+        message = (
+            f"ikkuna: metric {slot.name!r} (plugin {slot.plugin!r}) raised "
+            f"{type(error).__name__}: {error} at {where}step {self._step}; "
+            "it is disabled for the rest of this run, the other metrics go on"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        self._on_problem(
+            Problem(
+                source=f"metric:{slot.name}",
+                message=message,
+                step=self._step,
+                layer=layer.name if layer else None,
+                details="".join(traceback.format_exception(error)),
+            )
+        )
+
+    def _to_records(self, name: str, result: Any, layer: str | None, param: str | None):
+        def record(metric: str, value: Any) -> Record:
+            return Record(self.run, self._step, self._epoch, metric, layer, param, value)
+
+        if result is None:
+            return []
+        if isinstance(result, Histogram):
+            return [record(name, result)]
+        if isinstance(result, Mapping):
+            return [record(f"{name}.{key}", _as_float(name, v)) for key, v in result.items()]
+        if isinstance(result, np.ndarray) and result.ndim == 1:
+            return [record(name, np.array(result, dtype=np.float64))]
+        return [record(name, _as_float(name, result))]
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0:
+        raise TypeError(
+            f"metric {name!r} returned {type(value).__name__} {np.shape(value)}; a metric "
+            "returns a float, a dict of floats, a 1-d numpy array, an ikkuna.Histogram or None"
+        )
+    return float(value)
+
+
+def _join(events: list[Event]) -> Event:
+    """One event for a kind: several arrivals in a step are joined along the batch axis."""
+    if len(events) == 1:
+        return events[0]
+    first = events[0]
+    if first.array is None:
+        values = [e.value for e in events if e.value is not None]
+        return Event(first.kind, first.step, first.epoch, first.layer, first.param,
+                     value=float(np.mean(values)) if values else None)
+    axis = first.array.layout.batch_axis or 0
+    parts = [e.array.numpy() for e in events if e.array is not None]
+    try:
+        joined = np.concatenate(parts, axis=axis)
+    except ValueError:
+        return events[-1]  # shapes differ beyond the batch axis: the latest call stands
+    array = Array(joined, lambda a: a, shape=joined.shape, dtype=str(joined.dtype),
+                  layout=first.array.layout)
+    return Event(first.kind, first.step, first.epoch, first.layer, first.param, array=array)

@@ -1,0 +1,27 @@
+"""Errors ikkuna raises for bad input, each naming what was given and what is accepted."""
+
+from __future__ import annotations
+
+
+class IkkunaError(Exception):
+    """Base class of ikkuna's own errors."""
+
+
+class UnsupportedModelError(IkkunaError, TypeError):
+    """``attach`` got an object no adapter accepts."""
+
+
+class UnknownMetricError(IkkunaError, ValueError):
+    """A metric name that no plugin provides."""
+
+
+class UnknownSinkError(IkkunaError, ValueError):
+    """A sink name that no plugin provides."""
+
+
+class PluginConflictError(IkkunaError):
+    """Two plugins provide the same name."""
+
+
+class RunNotFoundError(IkkunaError, LookupError):
+    """A run name that is not in the store."""

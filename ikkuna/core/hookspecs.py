@@ -1,0 +1,57 @@
+"""The hooks an ikkuna plugin may implement (pluggy project ``ikkuna``).
+
+A plugin is a module or object with functions decorated by ``@ikkuna.hookimpl`` and named as
+below. Built-in metrics, sinks and adapters are plugins of exactly this kind. External plugins
+are found through the entry-point group ``ikkuna``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ikkuna.adapters.base import Adapter
+    from ikkuna.core.metric import Metric
+    from ikkuna.core.sink import Sink
+
+PROJECT = "ikkuna"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ikkuna_metrics() -> list[type["Metric"]]:
+    """Return the metric classes this plugin provides.
+
+    Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Metric`
+    and has a ``name`` no other plugin uses; a name taken twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def ikkuna_sinks() -> list[type["Sink"]]:
+    """Return the sink classes this plugin provides.
+
+    Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Sink`,
+    has a unique ``name`` and can be built with keyword arguments only.
+    """
+
+
+@hookspec
+def ikkuna_adapters() -> list[type["Adapter"]]:
+    """Return the framework adapter classes this plugin provides.
+
+    Called once when the plugin manager starts. ``ikkuna.attach(model)`` asks each adapter's
+    ``accepts(model)`` in turn and uses the first that accepts, so a new framework is a plugin.
+    """
+
+
+@hookspec
+def ikkuna_findings() -> list[Callable[..., Any]]:
+    """Return diagnosis rules: callables that look at a stored run and return findings.
+
+    Called once when the plugin manager starts; the doctor runs every rule over a run's
+    recorded series.
+    """

@@ -1,0 +1,261 @@
+"""The Monitor: stamps steps and epochs, selects layers, feeds the bus and the sinks."""
+
+from __future__ import annotations
+
+import atexit
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.bus import Bus, MetricSlot, Problem
+from ikkuna.core.events import Event, Record
+from ikkuna.core.layers import LayerInfo
+from ikkuna.core.schedule import LayerSelection, ScheduleLike, as_layer_filter, as_schedule
+from ikkuna.core.sink import RunInfo, Sink
+
+if TYPE_CHECKING:
+    from ikkuna.adapters.base import Adapter
+
+#: Names ``monitor.log`` treats as event kinds rather than user scalars.
+LOGGED_ARRAY_KINDS = (K.INPUTS, K.OUTPUTS, K.LABELS)
+_BATCH_FIRST = Layout(batch_axis=0)
+
+
+class Monitor:
+    """Watches one model's training; made by :func:`ikkuna.attach`.
+
+    A step is one optimizer step, counted from 0. Events of a training forward pass belong to
+    the step whose optimizer step follows it; values logged with :meth:`log` right after the
+    optimizer step still belong to that step. The step's records reach the sinks when the next
+    step begins or on :meth:`detach`.
+    """
+
+    def __init__(
+        self,
+        adapter: "Adapter",
+        slots: list[MetricSlot],
+        sinks: Sequence[Sink],
+        *,
+        run: str,
+        layers: LayerSelection = None,
+        every: ScheduleLike = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.sinks = list(sinks)
+        self.run = run
+        self.problems: list[Problem] = []
+        self.step = 0
+        self.epoch = 0
+        self.attached = False
+        self._select_layer = as_layer_filter(layers)
+        self._scheduled = as_schedule(every)
+        self._bus = Bus(slots, run, self._record_problem)
+        self._step_finished = False
+        self._recording: frozenset[str] = frozenset()
+        self._losses: list[float] = []
+        self._scalars: dict[str, list[float]] = {}
+        self._config = dict(config or {})
+        self.layers: list[LayerInfo] = []
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> "Monitor":
+        """Open the sinks and install the adapter's hooks (``attach`` calls this)."""
+        self.layers = [layer for layer in self.adapter.layers() if self._select_layer(layer)]
+        info = RunInfo(self.run, self.adapter.framework, tuple(self.layers), self._config,
+                       self.adapter.versions())
+        for sink in list(self.sinks):
+            if self._guard(sink, "open", sink.open, info):
+                self.run = sink.run_name or self.run
+        self._bus.run = self.run
+        self._recording = self._bus.open_step(self.step, self.epoch, self._scheduled(self.step))
+        self.adapter.install(self, self.layers, self._bus.needed_kinds())
+        self.attached = True
+        _live_monitors.add(self)
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook, deliver the last step's records and close the sinks. Idempotent."""
+        if not self.attached:
+            return
+        self.attached = False
+        _live_monitors.discard(self)
+        try:
+            self.adapter.remove()
+        finally:
+            self._close_step()
+            for sink in list(self.sinks):
+                self._guard(sink, "close", sink.close)
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.detach()
+
+    # -- what adapters call -------------------------------------------------------------------
+
+    def recording(self, kind: str) -> bool:
+        """Whether some metric wants ``kind`` on the current step (cheap; ask before converting)."""
+        if self._step_finished:
+            return False
+        return kind in self._recording
+
+    def training_pass_started(self) -> None:
+        """A training forward pass begins: it belongs to a new step if the last one finished."""
+        if self._step_finished:
+            self._advance()
+
+    def optimizer_step_started(self) -> None:
+        """The optimizer is about to step (gradients are final)."""
+        if self._step_finished:
+            self._advance()
+
+    def optimizer_step_finished(self) -> None:
+        """The optimizer stepped: weights and updates have been emitted; the step is done."""
+        self._step_finished = True
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        layer: LayerInfo | None = None,
+        param: str | None = None,
+        array: Array | None = None,
+        value: float | None = None,
+    ) -> None:
+        """Hand an observation of the current step to the metrics."""
+        self._bus.publish(Event(kind, self.step, self.epoch, layer, param, array, value))
+
+    # -- what users call ----------------------------------------------------------------------
+
+    def log(self, **values: Any) -> None:
+        """Record values of the current step.
+
+        ``loss`` (a number; several in one step are averaged) and ``inputs``, ``outputs``,
+        ``labels`` (arrays or native tensors) become events metrics can need; any other name
+        is a user scalar stored as its own series (``lr=1e-3``, ``accuracy=0.9``).
+        """
+        for name, value in values.items():
+            if name in LOGGED_ARRAY_KINDS:
+                if name in self._recording:  # also right after the optimizer step
+                    self.emit(name, array=self.adapter.as_array(value, _BATCH_FIRST))
+            else:
+                number = _as_number(name, value)
+                (self._losses if name == K.LOSS else self._scalars.setdefault(name, [])).append(number)
+
+    def start_epoch(self, epoch: int | None = None) -> None:
+        """Mark an epoch's start; ``epoch`` sets its number (else the count goes on)."""
+        if epoch is not None:
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+            self.epoch = epoch
+        self.emit(K.EPOCH_STARTED)
+
+    def finish_epoch(self) -> None:
+        """Mark an epoch's end; the next epoch's number is one more."""
+        self.emit(K.EPOCH_FINISHED)
+        self.epoch += 1
+
+    def series(self, metric: str, layer: str | None = None, param: str | None = None):
+        """Shortcut to read a stored series of this run (see :func:`ikkuna.open_run`)."""
+        from ikkuna.sinks.reader import open_run
+
+        store = next((s for s in self.sinks if hasattr(s, "path")), None)
+        if store is None:
+            raise RuntimeError("this monitor has no store sink to read from")
+        return open_run(self.run, store=getattr(store, "path")).series(metric, layer, param)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        self._close_step()
+        self.step += 1
+        self._step_finished = False
+        self._recording = self._bus.open_step(self.step, self.epoch, self._scheduled(self.step))
+
+    def _close_step(self) -> None:
+        if self._losses:
+            loss = float(np.mean(self._losses))
+            self.emit(K.LOSS, value=loss)
+        records = self._bus.close_step()
+        records += self._scalar_records()
+        if records:
+            for sink in list(self.sinks):
+                self._guard(sink, "write", sink.write, records)
+        for sink in list(self.sinks):
+            self._guard(sink, "flush", sink.flush)
+
+    def _scalar_records(self) -> list[Record]:
+        scalars = dict(self._scalars)
+        if self._losses:
+            scalars[K.LOSS] = self._losses
+        self._losses, self._scalars = [], {}
+        return [
+            Record(self.run, self.step, self.epoch, name, None, None, float(np.mean(found)))
+            for name, found in scalars.items()
+        ]
+
+    def _guard(self, sink: Sink, action: str, call: Callable[..., Any], *args: Any) -> bool:
+        try:
+            call(*args)
+            return True
+        except Exception as error:  # noqa: BLE001 - a sink must never stop training
+            self.sinks.remove(sink)
+            message = (
+                f"ikkuna: sink {sink.name!r} raised {type(error).__name__}: {error} in "
+                f"{action}(); it is disabled for the rest of this run, the other sinks go on"
+            )
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            self._record_problem(Problem(source=f"sink:{sink.name}", message=message, step=self.step))
+            return False
+
+    def _record_problem(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        for sink in self.sinks:
+            note = getattr(sink, "note_problem", None)
+            if note is not None:
+                try:
+                    note(problem)
+                except Exception:  # noqa: BLE001 - reporting a problem must not raise another
+                    pass
+
+
+def _as_number(name: str, value: Any) -> float:
+    if hasattr(value, "shape") and hasattr(value, "item"):  # a tensor or numpy value
+        if _numel(value) != 1:
+            raise TypeError(
+                f"monitor.log({name}=...) needs one number, got an array of shape "
+                f"{tuple(value.shape)}; arrays are accepted only for {', '.join(LOGGED_ARRAY_KINDS)}"
+            )
+        value = value.item()
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(
+            f"monitor.log({name}=...) needs a number (int, float, or a one-element tensor), got "
+            f"{type(value).__name__}; arrays are accepted only for {', '.join(LOGGED_ARRAY_KINDS)}"
+        )
+    return float(value)
+
+
+def _numel(value: Any) -> int:
+    try:
+        return int(np.prod(getattr(value, "shape", ())))
+    except TypeError:
+        return 0
+
+
+_live_monitors: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _detach_all_at_exit() -> None:
+    for monitor in list(_live_monitors):
+        try:
+            monitor.detach()
+        except Exception:  # noqa: BLE001 - interpreter is exiting
+            pass

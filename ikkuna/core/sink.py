@@ -1,0 +1,48 @@
+"""The sink plugin contract: where records go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+from ikkuna.core.events import Record
+from ikkuna.core.layers import LayerInfo
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a sink learns when a run opens: its name, framework, layers and configuration."""
+
+    name: str
+    framework: str
+    layers: tuple[LayerInfo, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+class Sink:
+    """Base class of sink plugins.
+
+    The monitor calls :meth:`open` once, then :meth:`write` with each step's records and
+    :meth:`flush` at each step's end, and :meth:`close` on ``detach()``. A sink that raises is
+    disabled with one warning; the other sinks go on.
+    """
+
+    name: ClassVar[str] = ""
+
+    def open(self, run: RunInfo) -> None:
+        """Prepare for ``run``; may rename it (see ``run_name``)."""
+
+    @property
+    def run_name(self) -> str | None:
+        """The name this sink finally stored the run under, if it had to change it."""
+        return None
+
+    def write(self, records: Sequence[Record]) -> None:
+        raise NotImplementedError(f"sink {self.name!r} does not implement write()")
+
+    def flush(self) -> None:
+        """Make written records durable."""
+
+    def close(self) -> None:
+        """Flush and release resources; called once."""

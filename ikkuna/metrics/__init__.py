@@ -1,0 +1,26 @@
+"""Built-in metrics, registered as the internal plugin ``ikkuna.metrics``."""
+
+from __future__ import annotations
+
+from ikkuna.core.hookspecs import hookimpl
+from ikkuna.metrics.activations import ActivationMean, ActivationStd, ActivationZeroFraction
+from ikkuna.metrics.histograms import ActivationHistogram, GradientHistogram, WeightHistogram
+from ikkuna.metrics.norms import GradientNorm, UpdateNorm, UpdateToWeightRatio, WeightNorm
+
+BUILTIN_METRICS = (
+    WeightNorm,
+    GradientNorm,
+    UpdateNorm,
+    UpdateToWeightRatio,
+    ActivationMean,
+    ActivationStd,
+    ActivationZeroFraction,
+    WeightHistogram,
+    GradientHistogram,
+    ActivationHistogram,
+)
+
+
+@hookimpl
+def ikkuna_metrics() -> list[type]:
+    return list(BUILTIN_METRICS)

@@ -1,0 +1,60 @@
+"""Norms of parameters, their gradients and updates, and the update-to-weight ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ikkuna.core.metric import EventGroup, Metric
+
+
+def l2_norm(values: np.ndarray) -> float:
+    """Euclidean norm over all entries, accumulated in float64."""
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    return float(np.sqrt(np.dot(flat, flat)))
+
+
+class WeightNorm(Metric):
+    """L2 norm of each parameter after the optimizer step."""
+
+    name = "weight_norm"
+    needs = ("weights",)
+
+    def compute(self, group: EventGroup) -> float:
+        return l2_norm(group["weights"])
+
+
+class GradientNorm(Metric):
+    """L2 norm of each parameter's gradient, before the optimizer step."""
+
+    name = "gradient_norm"
+    needs = ("gradients",)
+
+    def compute(self, group: EventGroup) -> float:
+        return l2_norm(group["gradients"])
+
+
+class UpdateNorm(Metric):
+    """L2 norm of each parameter's change in the optimizer step."""
+
+    name = "update_norm"
+    needs = ("updates",)
+
+    def compute(self, group: EventGroup) -> float:
+        return l2_norm(group["updates"])
+
+
+class UpdateToWeightRatio(Metric):
+    """||update|| / ||weight|| per parameter; healthy training sits near 1e-3.
+
+    The weight is the value after the step. A zero weight gives ``inf`` for a non-zero
+    update and ``0`` for a zero one.
+    """
+
+    name = "update_to_weight_ratio"
+    needs = ("weights", "updates")
+
+    def compute(self, group: EventGroup) -> float:
+        update, weight = l2_norm(group["updates"]), l2_norm(group["weights"])
+        if weight == 0.0:
+            return 0.0 if update == 0.0 else float("inf")
+        return update / weight

@@ -1,0 +1,79 @@
+"""Where the embedded store lives and the SQL that lays it out."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+STORE_VARIABLE = "IKKUNA_STORE"
+DEFAULT_STORE_DIRECTORY = "ikkuna-runs"
+DATABASE_FILE = "ikkuna.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    framework TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    config TEXT NOT NULL,
+    versions TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    params TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    layer TEXT,
+    param TEXT,
+    value REAL,
+    vector BLOB,
+    edges BLOB
+);
+CREATE INDEX IF NOT EXISTS records_by_series ON records (run_id, metric, layer, param, step);
+CREATE TABLE IF NOT EXISTS problems (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER,
+    layer TEXT,
+    source TEXT NOT NULL,
+    message TEXT NOT NULL,
+    details TEXT NOT NULL
+);
+"""
+
+
+def store_directory(path: str | os.PathLike[str] | None = None) -> Path:
+    """The store's directory: ``path``, else ``$IKKUNA_STORE``, else ``./ikkuna-runs``."""
+    if path is None:
+        path = os.environ.get(STORE_VARIABLE) or DEFAULT_STORE_DIRECTORY
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"store= must be a directory path (str or os.PathLike), got {type(path).__name__}")
+    return Path(path)
+
+
+def connect(directory: Path, *, create: bool) -> sqlite3.Connection:
+    """Open the store's database; ``create`` makes the directory and tables if missing."""
+    database = directory / DATABASE_FILE
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
+    elif not database.exists():
+        raise FileNotFoundError(
+            f"no ikkuna store at {database}; train with ikkuna.attach(...) first, or pass the "
+            f"store directory (--store / store= / ${STORE_VARIABLE})"
+        )
+    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if create:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.executescript(SCHEMA)
+    return connection

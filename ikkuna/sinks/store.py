@@ -1,0 +1,131 @@
+"""The embedded default sink: SQLite in WAL mode, one row per record, one transaction a step."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from ikkuna.core.bus import Problem
+from ikkuna.core.events import Histogram, Record
+from ikkuna.core.sink import RunInfo, Sink
+from ikkuna.sinks.schema import connect, store_directory
+
+_MAX_NAME_TRIES = 10_000
+
+
+class StoreSink(Sink):
+    """Writes records to ``<path>/ikkuna.sqlite`` (default ``./ikkuna-runs``).
+
+    Each step's records are committed in one transaction, so a killed process loses at most
+    the step in progress. Several processes may write the same store at once (SQLite WAL with
+    a busy timeout); each run has its own rows.
+    """
+
+    name = "store"
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = store_directory(path)
+        self._connection: sqlite3.Connection | None = None
+        self._run_id: int | None = None
+        self._run_name: str | None = None
+        self._pending: list[tuple[Any, ...]] = []
+
+    @property
+    def run_name(self) -> str | None:
+        return self._run_name
+
+    def open(self, run: RunInfo) -> None:
+        self._connection = connect(self.path, create=True)
+        self._run_id, self._run_name = self._insert_run(run)
+        self._connection.executemany(
+            "INSERT INTO layers (run_id, position, name, kind, params) VALUES (?, ?, ?, ?, ?)",
+            [
+                (self._run_id, position, layer.name, layer.kind, json.dumps(dict(layer.params)))
+                for position, layer in enumerate(run.layers)
+            ],
+        )
+
+    def _insert_run(self, run: RunInfo) -> tuple[int, str]:
+        assert self._connection is not None
+        for attempt in range(1, _MAX_NAME_TRIES):
+            name = run.name if attempt == 1 else f"{run.name}-{attempt}"
+            try:
+                cursor = self._connection.execute(
+                    "INSERT INTO runs (name, framework, started, config, versions) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (name, run.framework, time.time(), json.dumps(dict(run.config), default=str),
+                     json.dumps(dict(run.versions))),
+                )
+                return int(cursor.lastrowid or 0), name
+            except sqlite3.IntegrityError:
+                continue
+        raise RuntimeError(f"could not find a free run name starting with {run.name!r}")
+
+    def write(self, records: Sequence[Record]) -> None:
+        self._pending.extend(self._row(record) for record in records)
+
+    def _row(self, record: Record) -> tuple[Any, ...]:
+        value, vector, edges = record.value, None, None
+        if isinstance(value, Histogram):
+            vector, edges, value = value.counts.tobytes(), value.edges.tobytes(), None
+        elif isinstance(value, np.ndarray):
+            vector, value = np.asarray(value, dtype=np.float64).tobytes(), None
+        return (self._run_id, record.step, record.epoch, record.metric, record.layer,
+                record.param, value, vector, edges)
+
+    def flush(self) -> None:
+        if not self._pending or self._connection is None:
+            return
+        rows, self._pending = self._pending, []
+        with self._transaction():
+            self._connection.executemany(
+                "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, vector, "
+                "edges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def note_problem(self, problem: Problem) -> None:
+        if self._connection is None:
+            return
+        with self._transaction():
+            self._connection.execute(
+                "INSERT INTO problems (run_id, step, layer, source, message, details) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self._run_id, problem.step, problem.layer, problem.source, problem.message,
+                 problem.details),
+            )
+
+    def close(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            self.flush()
+            with self._transaction():
+                self._connection.execute(
+                    "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
+                )
+        finally:
+            self._connection.close()
+            self._connection = None
+
+    def _transaction(self) -> "_Transaction":
+        assert self._connection is not None
+        return _Transaction(self._connection)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._connection.execute("ROLLBACK" if exc_type else "COMMIT")
