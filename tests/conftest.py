@@ -1,0 +1,39 @@
+"""Shared fixtures: framework availability (strict under IKKUNA_REQUIRE_ALL=1), a private store."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+#: Frameworks with an adapter; framework tests are parametrized over these.
+FRAMEWORKS = ("torch",)
+REQUIRE_ALL_VARIABLE = "IKKUNA_REQUIRE_ALL"
+
+
+def require_framework(module_name: str) -> ModuleType:
+    """Import a framework for a test; skip if missing, but fail under IKKUNA_REQUIRE_ALL=1."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        if os.environ.get(REQUIRE_ALL_VARIABLE) == "1":
+            pytest.fail(f"{module_name} is required (IKKUNA_REQUIRE_ALL=1) but not importable: {error}")
+        pytest.skip(f"{module_name} is not installed")
+
+
+@pytest.fixture
+def torch() -> ModuleType:
+    """The torch module, seeded; skips (or fails under IKKUNA_REQUIRE_ALL=1) without torch."""
+    module = require_framework("torch")
+    module.manual_seed(0)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def private_store(tmp_path, monkeypatch):
+    """Every test writes its runs to its own store directory, never ./ikkuna-runs."""
+    store = tmp_path / "ikkuna-runs"
+    monkeypatch.setenv("IKKUNA_STORE", str(store))
+    return store
