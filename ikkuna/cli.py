@@ -1,0 +1,153 @@
+"""The ``ikkuna`` command: list plugins, list and show stored runs, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Sequence
+
+from ikkuna.core.metric import describe
+from ikkuna.core.plugins import get_plugin_manager
+
+DEMO_FRAMEWORKS = ("torch",)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ikkuna`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (LookupError, FileNotFoundError, ValueError, TypeError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"ikkuna {args.command}: {message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ikkuna", description=__doc__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="metrics, sinks and adapters, with their plugins")
+    listing.set_defaults(handler=_list)
+
+    runs = commands.add_parser("runs", help="runs in the store")
+    runs.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
+    runs.set_defaults(handler=_runs)
+
+    show = commands.add_parser("show", help="last value of each metric per layer of a run")
+    show.add_argument("run", nargs="?", help="run name (default: the latest run)")
+    show.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
+    show.set_defaults(handler=_show)
+
+    demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits, monitored")
+    demo.add_argument("--framework", choices=DEMO_FRAMEWORKS, default="torch")
+    demo.add_argument("--epochs", type=int, default=3)
+    demo.add_argument("--run", help="run name (default: digits-<framework>-<time>)")
+    demo.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _list(args: argparse.Namespace) -> int:
+    plugins = get_plugin_manager()
+    sections = (
+        ("Metrics", plugins.metrics(), lambda item: f"needs {', '.join(item.needs)}. {describe(item)}"),
+        ("Sinks", plugins.sinks(), describe),
+        ("Adapters", plugins.adapters(), lambda item: f"accepts {item.accepted}"),
+    )
+    for title, provided, explain in sections:
+        print(f"{title}:")
+        rows = [(name, p.plugin, explain(p.item)) for name, p in sorted(provided.items())]
+        print(_table(("name", "plugin", "about"), rows, indent="  ") if rows else "  (none)")
+        print()
+    for message in plugins.load_failures.values():
+        print(f"warning: {message}")
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from ikkuna.sinks.reader import list_runs
+
+    runs = list_runs(args.store)
+    if not runs:
+        print("no runs in the store yet")
+        return 0
+    rows = [
+        (run.name, run.framework, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started)),
+         "yes" if run.finished else "no", str(run.steps), str(run.records))
+        for run in runs
+    ]
+    print(_table(("run", "framework", "started", "finished", "steps", "records"), rows))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from ikkuna.sinks.reader import open_run
+
+    with open_run(args.run, args.store) as run:
+        latest = run.latest()
+        problems = run.problems()
+        print(f"run {run.name} ({run.framework}", end="")
+        print(", " + ", ".join(f"{k} {v}" for k, v in run.versions.items()) + ")" if run.versions else ")")
+    if not latest:
+        print("no records")
+        return 0
+    per_layer = [v for v in latest if v.layer is not None]
+    run_level = [v for v in latest if v.layer is None]
+    if run_level:
+        print(_table(("metric", "step", "value"),
+                     [(v.metric, str(v.step), _format(v.value, v.bins)) for v in run_level]))
+        print()
+    if per_layer:
+        metrics = sorted({v.metric for v in per_layer})
+        cells = {(v.layer, v.param, v.metric): _format(v.value, v.bins) for v in per_layer}
+        keys = list(dict.fromkeys((v.layer, v.param) for v in sorted(per_layer, key=_layer_order)))
+        rows = [
+            (layer if param is None else f"{layer}.{param}", *(cells.get((layer, param, m), "") for m in metrics))
+            for layer, param in keys
+        ]
+        print(f"last values (step {max(v.step for v in per_layer)}):")
+        print(_table(("layer", *metrics), rows))
+    for problem in problems:
+        print(f"problem: {problem['message']}")
+    return 0
+
+
+def _layer_order(value) -> tuple:
+    return (value.layer or "", value.param or "")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ikkuna.demos import run_demo
+
+    run_demo(args.framework, epochs=args.epochs, run=args.run, store=args.store)
+    return 0
+
+
+def _format(value: float | None, bins: int | None) -> str:
+    if bins is not None:
+        return f"[{bins} bins]"
+    if value is None:
+        return ""
+    if value == 0 or not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        indent + "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
+        for line in lines
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
