@@ -109,10 +109,11 @@ class PluginManager:
                 if not name:
                     raise TypeError(f"plugin {plugin!r} provides a {what} {item!r} without a {name_attribute}")
                 if name in found and found[name].item is not item:
+                    both = (found[name].plugin, plugin)
+                    external = next((p for p in both if p not in BUILTIN_PLUGINS), plugin)
                     raise PluginConflictError(
-                        f"{what} name {name!r} is provided by two plugins: "
-                        f"{found[name].plugin!r} and {plugin!r}; disable one with "
-                        f"{DISABLED_PLUGINS_VARIABLE}={plugin}"
+                        f"{what} name {name!r} is provided by two plugins: {both[0]!r} and "
+                        f"{both[1]!r}; block one, e.g. {DISABLED_PLUGINS_VARIABLE}={external}"
                     )
                 found[name] = Provided(name, item, plugin)
         return found
