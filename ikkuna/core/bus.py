@@ -96,7 +96,12 @@ class Bus:
         return frozenset(k for k, idx in self._by_kind.items() if any(i in self._active for i in idx))
 
     def publish(self, event: Event) -> None:
-        """Hand one event of the current step to the metrics that need it."""
+        """Hand one event of the current step to the metrics that need it.
+
+        The event's native tensor is valid only during this call: if some group keeps the
+        event for later, its values are copied to numpy before returning, else it is released.
+        """
+        kept = False
         for index in self._by_kind.get(event.kind, ()):
             if index not in self._active:
                 continue
@@ -112,8 +117,13 @@ class Bus:
                 group[event.kind] = [event]
             if not slot.waits_for_step_end and len(group) == len(slot.needs):
                 self._dispatch(key)
-            elif event.array is not None:
-                event.array.numpy()  # it waits: copy now, the native tensor must not outlive the call
+            else:
+                kept = True
+        if event.array is not None:
+            if kept:
+                event.array.numpy()
+            else:
+                event.array.release()
 
     def close_step(self) -> list[Record]:
         """Dispatch what waited for the step's end; return and forget the step's records."""
@@ -143,11 +153,6 @@ class Bus:
             self._records.extend(self._to_records(slot.name, result, key[1], key[2]))
         except Exception as error:  # noqa: BLE001 - a plugin must never stop training
             self._disable(slot, error, layer)
-        finally:
-            for found in events.values():
-                for event in found:
-                    if event.array is not None:
-                        event.array.release()
 
     def _disable(self, slot: MetricSlot, error: Exception, layer: LayerInfo | None) -> None:
         slot.disabled = True

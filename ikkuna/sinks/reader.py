@@ -101,7 +101,7 @@ class Run:
             (self._id, metric, layer, param),
         ).fetchall()
         if not rows:
-            self._raise_missing(metric, layer, param)
+            self._raise_missing(metric, layer, param, other="histograms")
         steps, epochs, values = zip(*rows)
         return Series(metric, layer, param, np.array(steps, dtype=np.int64),
                       np.array(epochs, dtype=np.int64), np.array(values, dtype=np.float64))
@@ -115,7 +115,7 @@ class Run:
             (self._id, metric, layer, param),
         ).fetchall()
         if not rows:
-            self._raise_missing(metric, layer, param)
+            self._raise_missing(metric, layer, param, other="series")
         out: list[tuple[int, Histogram | np.ndarray]] = []
         for step, vector, edges in rows:
             counts = np.frombuffer(vector, dtype=np.float64)
@@ -143,10 +143,16 @@ class Run:
         )
         return [dict(step=s, layer=layer, source=src, message=m) for s, layer, src, m in rows]
 
-    def _raise_missing(self, metric: str, layer: str | None, param: str | None) -> None:
+    def _raise_missing(self, metric: str, layer: str | None, param: str | None, other: str) -> None:
         keys = self.keys(metric)
         if not keys:
             raise KeyError(f"run {self.name!r} has no metric {metric!r}; it has: {', '.join(self.metrics())}")
+        if (layer, param) in keys:
+            held = "arrays (histograms)" if other == "histograms" else "floats"
+            raise KeyError(
+                f"run {self.name!r} stores {metric!r} for layer={layer!r}, param={param!r} as "
+                f"{held}; read it with run.{other}({metric!r}, {layer!r}, {param!r})"
+            )
         raise KeyError(
             f"run {self.name!r} has no {metric!r} series for layer={layer!r}, param={param!r}; "
             f"it has: {', '.join(f'{lay}/{par}' for lay, par in keys)}"

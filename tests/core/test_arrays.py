@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import NO_LAYOUT, Array, Layout
 
 TORCH_KERNEL = Layout(out_axis=0, in_axis=1)  # (out, in, kh, kw) and Linear (out, in)
 KERAS_KERNEL = Layout(out_axis=-1, in_axis=-2)  # (kh, kw, in, out) and Dense (in, out)
@@ -34,7 +34,7 @@ class CountingConverter:
         return native.data.copy()
 
 
-def wrap(data: np.ndarray, layout: Layout = Layout()) -> tuple[Array, CountingConverter]:
+def wrap(data: np.ndarray, layout: Layout = NO_LAYOUT) -> tuple[Array, CountingConverter]:
     converter = CountingConverter()
     array = Array(Native(data), converter, shape=data.shape, dtype=str(data.dtype), layout=layout)
     return array, converter

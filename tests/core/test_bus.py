@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import NO_LAYOUT, Array, Layout
 from ikkuna.core.bus import Bus, MetricSlot, Problem
 from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
@@ -19,7 +19,7 @@ ENCODER = LayerInfo("encoder.0", "dense", "numpy", {"weight": "weight"})
 DECODER = LayerInfo("decoder.0", "dense", "numpy", {"weight": "weight"})
 
 
-def event(kind, values, *, layer=FC, param=None, step=0, epoch=0, layout=Layout()) -> Event:
+def event(kind, values, *, layer=FC, param=None, step=0, epoch=0, layout=NO_LAYOUT) -> Event:
     return Event(kind, step, epoch, layer, param, array=Array.from_numpy(values, layout))
 
 
@@ -70,16 +70,30 @@ class Returns(Metric):
         self.result = result
 
     def compute(self, group: EventGroup):
+        group["weights"]  # reads its input like a real metric
         return self.result
 
 
 class Broken(Metric):
+    """Reads its input, then fails."""
+
     name = "broken_metric"
     needs = ("weights",)
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
+
+    def compute(self, group: EventGroup):
+        self.calls += 1
+        group["weights"]
+        raise ZeroDivisionError("on purpose")
+
+
+class BrokenBeforeReading(Broken):
+    """Fails before it reads its input (a bad argument check, say)."""
+
+    name = "broken_before_reading"
 
     def compute(self, group: EventGroup):
         self.calls += 1
@@ -329,16 +343,23 @@ def test_per_metric_layers_predicate_selects_layers():
 # --- failing metrics ---------------------------------------------------------------------------
 
 
+def run_weight_steps(bus, steps, layers=(FC,), values=(1.0, 2.0), epoch=0) -> list[Record]:
+    """Open each step, publish ``weights`` of ``values`` for each layer, close; all records."""
+    records = []
+    for step in steps:
+        bus.open_step(step, epoch)
+        for layer in layers:
+            bus.publish(event("weights", list(values), layer=layer, param="weight", step=step,
+                              epoch=epoch))
+        records += bus.close_step()
+    return records
+
+
 def test_metric_that_raises_is_disabled_with_one_warning_and_others_go_on():
     broken = Broken()
-    bus, problems = make_bus(broken, WeightSum())
-    records = []
+    bus, _ = make_bus(broken, WeightSum())
     with pytest.warns(RuntimeWarning) as caught:
-        for step in range(3):
-            bus.open_step(step, 0)
-            for layer in (ENCODER, DECODER):
-                bus.publish(event("weights", [1.0, 2.0], layer=layer, param="weight", step=step))
-            records += bus.close_step()
+        records = run_weight_steps(bus, range(3), layers=(ENCODER, DECODER))
     runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(runtime) == 1
     message = str(runtime[0].message)
@@ -354,10 +375,7 @@ def test_metric_that_raises_is_disabled_with_one_warning_and_others_go_on():
 def test_metric_that_raises_reports_one_problem_with_where_and_traceback():
     bus, problems = make_bus(Broken())
     with pytest.warns(RuntimeWarning):
-        bus.open_step(7, 1)
-        bus.publish(event("weights", [1.0], layer=DECODER, param="weight", step=7, epoch=1))
-        bus.publish(event("weights", [1.0], layer=ENCODER, param="weight", step=7, epoch=1))
-        bus.close_step()
+        run_weight_steps(bus, [7], layers=(DECODER, ENCODER), epoch=1)
     assert len(problems) == 1
     problem = problems[0]
     assert problem.source == "metric:broken_metric"
@@ -372,10 +390,23 @@ def test_disabled_metric_kinds_are_no_longer_requested():
     bus, _ = make_bus(Broken(), ActivationRecorder())
     assert bus.open_step(0, 0) == {"weights", "activations"}
     with pytest.warns(RuntimeWarning):
-        bus.publish(event("weights", [1.0], param="weight"))
-    bus.close_step()
+        run_weight_steps(bus, [0])
     assert bus.needed_kinds() == {"activations"}
     assert bus.open_step(1, 0) == {"activations"}
+
+
+def test_metric_that_raises_before_reading_its_input_does_not_break_the_other_metrics():
+    """The failing metric comes first and never converted the shared ``weights`` event; the
+    metric after it must still get the real values and keep producing records."""
+    bus, problems = make_bus(BrokenBeforeReading(), WeightSum())
+    with pytest.warns(RuntimeWarning) as caught:
+        records = run_weight_steps(bus, range(2))
+    assert [str(w.message).split(" raised")[0] for w in caught] == [
+        "ikkuna: metric 'broken_before_reading' (plugin 'ikkuna.metrics')"]
+    assert [p.source for p in problems] == ["metric:broken_before_reading"]
+    assert not bus.slots[1].disabled
+    assert [(r.metric, r.step, r.value) for r in records] == [
+        ("weight_sum", 0, 3.0), ("weight_sum", 1, 3.0)]
 
 
 # --- what compute() may return -----------------------------------------------------------------
@@ -437,9 +468,7 @@ def test_none_result_records_nothing():
 def test_unsupported_result_is_an_error_that_disables_the_metric(bad):
     bus, problems = make_bus(Returns(bad), WeightSum())
     with pytest.warns(RuntimeWarning, match="'returns'"):
-        bus.open_step(0, 0)
-        bus.publish(event("weights", [1.0], param="weight"))
-        records = bus.close_step()
+        records = run_weight_steps(bus, [0], values=[1.0])
     assert bus.slots[0].disabled
     assert [r.metric for r in records] == ["weight_sum"]
     assert len(problems) == 1
