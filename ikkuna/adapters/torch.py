@@ -32,6 +32,8 @@ def tensor_to_numpy(tensor: Any) -> np.ndarray:
     """A host copy of ``tensor`` as numpy; bfloat16 (which numpy lacks) becomes float32."""
     torch = _torch()
     tensor = tensor.detach()
+    if tensor.layout != torch.strided:  # sparse gradients (Embedding(sparse=True))
+        tensor = tensor.to_dense()
     dtype = torch.float32 if tensor.dtype == torch.bfloat16 else tensor.dtype
     return tensor.to(device="cpu", dtype=dtype, copy=True).numpy()
 
@@ -148,7 +150,9 @@ class TorchAdapter(Adapter):
         self._model_parameters = {id(p) for p in self.model.parameters()}
         self._handles.append(self.model.register_forward_pre_hook(self._on_model_forward))
         if K.INPUTS in kinds or K.OUTPUTS in kinds:
-            self._handles.append(self.model.register_forward_hook(self._on_model_output))
+            self._handles.append(
+                self.model.register_forward_hook(self._on_model_output, with_kwargs=True)
+            )
         if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
             for layer in layers:
                 module = self._modules[layer.name]
@@ -165,7 +169,7 @@ class TorchAdapter(Adapter):
             self._handles.append(self.optimizer.register_step_pre_hook(self._on_step_start))
             self._handles.append(self.optimizer.register_step_post_hook(self._on_step_end))
         else:
-            optim = _torch().optim.optimizer
+            import torch.optim.optimizer as optim  # torch.optim deletes its `optimizer` attribute
             self._handles.append(optim.register_optimizer_step_pre_hook(self._on_step_start))
             self._handles.append(optim.register_optimizer_step_post_hook(self._on_step_end))
 
@@ -179,17 +183,20 @@ class TorchAdapter(Adapter):
 
     # -- hooks --------------------------------------------------------------------------------
 
-    def _training(self, module: Any) -> bool:
-        return module.training and _torch().is_grad_enabled()
+    def _training(self) -> bool:
+        """A training pass: the model (not each layer: a frozen BatchNorm counts) is in train
+        mode and autograd records."""
+        return self.model.training and _torch().is_grad_enabled()
 
     def _on_model_forward(self, module: Any, args: Any) -> None:
-        if self._training(module):
+        if self._training():
             self.monitor.training_pass_started()
 
-    def _on_model_output(self, module: Any, args: Any, output: Any) -> None:
-        if not self._training(module):
+    def _on_model_output(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
+        if not self._training():
             return
-        for kind, value in ((K.INPUTS, args), (K.OUTPUTS, output)):
+        inputs = args if _first_tensor(args) is not None else kwargs
+        for kind, value in ((K.INPUTS, inputs), (K.OUTPUTS, output)):
             tensor = _first_tensor(value)
             if tensor is not None and self.monitor.recording(kind):
                 self.monitor.emit(kind, array=wrap(tensor, activation_layout(module, tensor.ndim)))
@@ -198,7 +205,7 @@ class TorchAdapter(Adapter):
         monitor = self.monitor
 
         def on_output(module: Any, args: Any, output: Any) -> None:
-            if not self._training(module):
+            if not self._training():
                 return
             tensor = _first_tensor(output)
             if tensor is None:

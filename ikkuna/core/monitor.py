@@ -141,6 +141,11 @@ class Monitor:
         ``labels`` (arrays or native tensors) become events metrics can need; any other name
         is a user scalar stored as its own series (``lr=1e-3``, ``accuracy=0.9``).
         """
+        if not self.attached:
+            raise RuntimeError(
+                f"monitor.log() on run {self.run!r} after detach(): nothing would be stored; "
+                "log before detaching (or inside the `with ikkuna.attach(...)` block)"
+            )
         for name, value in values.items():
             if name in LOGGED_ARRAY_KINDS:
                 if name in self._recording:  # also right after the optimizer step

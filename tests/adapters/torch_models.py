@@ -6,9 +6,10 @@ so the test modules collect (and skip) where torch is not installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -196,12 +197,11 @@ class Recorder(ikkuna.Metric):
             matrix=array.as_matrix().copy() if array is not None and kind in K.PARAMETER_KINDS
             else None,
         ))
-        return None
 
     def steps(self, layer: str | None = None, param: str | None = None) -> list[int]:
         return [s.step for s in self.seen if s.layer == layer and s.param == param]
 
-    def layers(self) -> set[str | None]:
+    def seen_layers(self) -> set[str | None]:
         return {s.layer for s in self.seen}
 
     def at(self, step: int, layer: str | None = None, param: str | None = None) -> Seen:
