@@ -34,9 +34,9 @@ from ikkuna.sinks.reader import Run, Series, list_runs, open_run
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_METRICS",
     "Adapter",
     "Array",
-    "DEFAULT_METRICS",
     "Event",
     "EventGroup",
     "Every",

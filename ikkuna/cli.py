@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from ikkuna.core.metric import describe
 from ikkuna.core.plugins import get_plugin_manager

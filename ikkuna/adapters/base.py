@@ -42,7 +42,7 @@ class Adapter(ABC):
         """Every layer of the model, in model order."""
 
     @abstractmethod
-    def install(self, monitor: "Monitor", layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+    def install(self, monitor: Monitor, layers: list[LayerInfo], kinds: frozenset[str]) -> None:
         """Install hooks that produce ``kinds`` for ``layers`` (and step boundaries always)."""
 
     @abstractmethod

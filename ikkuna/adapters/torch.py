@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class TorchAdapter(Adapter):
         self._modules: dict[str, Any] = {}
         self._params: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._before_step: dict[int, Any] = {}
-        self._trains_model: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+        self._trains_model: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._model_parameters: set[int] = set()
 
     @classmethod

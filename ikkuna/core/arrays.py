@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class Array:
     tensor is released, so an ``Array`` never keeps framework memory alive.
     """
 
-    __slots__ = ("_native", "_to_numpy", "_numpy", "shape", "dtype", "layout")
+    __slots__ = ("_native", "_numpy", "_to_numpy", "dtype", "layout", "shape")
 
     def __init__(
         self,
@@ -59,7 +60,7 @@ class Array:
         self.layout = layout
 
     @classmethod
-    def from_numpy(cls, values: Any, layout: Layout = NO_LAYOUT) -> "Array":
+    def from_numpy(cls, values: Any, layout: Layout = NO_LAYOUT) -> Array:
         """Wrap numpy data (or anything ``np.asarray`` accepts); the data is copied."""
         copied = np.array(values, copy=True)
         return cls(copied, np.asarray, shape=copied.shape, dtype=str(copied.dtype), layout=layout)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from typing import Any, Iterable, Sequence, Union
+from collections.abc import Iterable
+from typing import Any, Union
 
 from ikkuna.adapters.detection import find_adapter
 from ikkuna.core.bus import MetricSlot

@@ -7,7 +7,8 @@ are found through the entry-point group ``ikkuna``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -22,7 +23,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ikkuna_metrics() -> list[type["Metric"]]:
+def ikkuna_metrics() -> list[type[Metric]]:
     """Return the metric classes this plugin provides.
 
     Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Metric`
@@ -31,7 +32,7 @@ def ikkuna_metrics() -> list[type["Metric"]]:
 
 
 @hookspec
-def ikkuna_sinks() -> list[type["Sink"]]:
+def ikkuna_sinks() -> list[type[Sink]]:
     """Return the sink classes this plugin provides.
 
     Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Sink`,
@@ -40,7 +41,7 @@ def ikkuna_sinks() -> list[type["Sink"]]:
 
 
 @hookspec
-def ikkuna_adapters() -> list[type["Adapter"]]:
+def ikkuna_adapters() -> list[type[Adapter]]:
     """Return the framework adapter classes this plugin provides.
 
     Called once when the plugin manager starts. ``ikkuna.attach(model)`` asks each adapter's

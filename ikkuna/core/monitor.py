@@ -5,7 +5,8 @@ from __future__ import annotations
 import atexit
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class Monitor:
 
     def __init__(
         self,
-        adapter: "Adapter",
+        adapter: Adapter,
         slots: list[MetricSlot],
         sinks: Sequence[Sink],
         *,
@@ -64,7 +65,7 @@ class Monitor:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self) -> "Monitor":
+    def start(self) -> Monitor:
         """Open the sinks and install the adapter's hooks (``attach`` calls this)."""
         self.layers = [layer for layer in self.adapter.layers() if self._select_layer(layer)]
         info = RunInfo(self.run, self.adapter.framework, tuple(self.layers), self._config,
@@ -92,7 +93,7 @@ class Monitor:
             for sink in list(self.sinks):
                 self._guard(sink, "close", sink.close)
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -174,7 +175,7 @@ class Monitor:
         store = next((s for s in self.sinks if hasattr(s, "path")), None)
         if store is None:
             raise RuntimeError("this monitor has no store sink to read from")
-        return open_run(self.run, store=getattr(store, "path")).series(metric, layer, param)
+        return open_run(self.run, store=store.path).series(metric, layer, param)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ def _numel(value: Any) -> int:
         return 0
 
 
-_live_monitors: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
+_live_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 
 
 @atexit.register

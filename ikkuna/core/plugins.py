@@ -6,8 +6,9 @@ import importlib
 import importlib.metadata
 import os
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pluggy
 

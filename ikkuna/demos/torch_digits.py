@@ -81,7 +81,7 @@ def _run_name() -> str:
 def _report(monitor, test_accuracy: float) -> None:
     from ikkuna.sinks.schema import DATABASE_FILE
 
-    store = next((getattr(s, "path") for s in monitor.sinks if hasattr(s, "path")), None)
+    store = next((s.path for s in monitor.sinks if hasattr(s, "path")), None)
     print(f"\nheld-out accuracy: {test_accuracy:.3f} after {monitor.step + 1} steps")
     print(f"run:   {monitor.run}")
     if store is not None:

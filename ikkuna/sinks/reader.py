@@ -64,7 +64,7 @@ class Run:
         self.config: dict[str, Any] = json.loads(row[5])
         self.versions: dict[str, str] = json.loads(row[6])
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -6,7 +6,8 @@ import json
 import os
 import sqlite3
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class StoreSink(Sink):
             self._connection.close()
             self._connection = None
 
-    def _transaction(self) -> "_Transaction":
+    def _transaction(self) -> _Transaction:
         assert self._connection is not None
         return _Transaction(self._connection)
 

@@ -13,7 +13,6 @@ import pytest
 import ikkuna
 from ikkuna.core import hookspecs
 from ikkuna.core.plugins import BUILTIN_PLUGINS, PluginManager
-
 from tests.plugins.distributions import (
     BROKEN_PLUGIN,
     DUPLICATE_PLUGIN,
