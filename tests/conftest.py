@@ -23,6 +23,13 @@ def require_framework(module_name: str) -> ModuleType:
         pytest.skip(f"{module_name} is not installed")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use a framework fixture ``framework`` (tox env core deselects them)."""
+    for item in items:
+        if any(name in FRAMEWORKS for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.framework)
+
+
 @pytest.fixture
 def torch() -> ModuleType:
     """The torch module, seeded; skips (or fails under IKKUNA_REQUIRE_ALL=1) without torch."""
