@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import warnings
 import weakref
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -168,14 +169,19 @@ class Monitor:
         self.emit(K.EPOCH_FINISHED)
         self.epoch += 1
 
+    @property
+    def store_path(self) -> Path | None:
+        """The directory of the store this run is written to (None without a store sink)."""
+        return next((s.path for s in self.sinks if isinstance(getattr(s, "path", None), Path)), None)
+
     def series(self, metric: str, layer: str | None = None, param: str | None = None):
-        """Shortcut to read a stored series of this run (see :func:`ikkuna.open_run`)."""
+        """This run's stored series of ``metric`` (see :meth:`ikkuna.Run.series`)."""
         from ikkuna.sinks.reader import open_run
 
-        store = next((s for s in self.sinks if hasattr(s, "path")), None)
-        if store is None:
+        if self.store_path is None:
             raise RuntimeError("this monitor has no store sink to read from")
-        return open_run(self.run, store=store.path).series(metric, layer, param)
+        with open_run(self.run, store=self.store_path) as run:
+            return run.series(metric, layer, param)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import numpy as np
 from ikkuna.core.attach import attach
 from ikkuna.demos.digits import batches, load
 from ikkuna.demos.progress import Progress
+from ikkuna.demos.summary import print_summary
 
 BATCH_SIZE = 64
 LEARNING_RATE = 0.05
@@ -68,25 +69,13 @@ def train(*, epochs: int = 3, run: str | None = None,
     with torch.no_grad():
         test_output = model(torch.from_numpy(data.test_images).unsqueeze(1))
         test_accuracy = (test_output.argmax(1).numpy() == data.test_labels).mean()
-    _report(monitor, float(test_accuracy))
+    print_summary(monitor, float(test_accuracy))
     return monitor.run
+
+
 
 
 def _run_name() -> str:
     import time
 
     return f"digits-torch-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _report(monitor, test_accuracy: float) -> None:
-    from ikkuna.sinks.schema import DATABASE_FILE
-
-    store = next((s.path for s in monitor.sinks if hasattr(s, "path")), None)
-    print(f"\nheld-out accuracy: {test_accuracy:.3f} after {monitor.step + 1} steps")
-    print(f"run:   {monitor.run}")
-    if store is not None:
-        print(f"store: {os.path.abspath(store / DATABASE_FILE)}")
-        flag = "" if os.path.abspath(store) == os.path.abspath("ikkuna-runs") else f" --store {store}"
-        print(f"see it: ikkuna show {monitor.run}{flag}    (all runs: ikkuna runs{flag})")
-    for problem in monitor.problems:
-        print(f"problem: {problem.message}")

@@ -432,3 +432,16 @@ def test_log_after_detach_is_an_error_that_says_nothing_would_be_stored(torch):
     monitor.detach()
     with pytest.raises(RuntimeError, match="after detach"):
         monitor.log(loss=1.0)
+
+
+def test_monitor_reads_back_its_own_series_from_the_store(torch, private_store):
+    model = mlp(torch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=["weight_norm"]) as monitor:
+        for step in range(3):
+            train_step(torch, model, optimizer, *vector_batch(torch, seed=step), monitor=monitor)
+    assert monitor.store_path == private_store
+    series = monitor.series("weight_norm", "0", "weight")
+    np.testing.assert_array_equal(series.steps, [0, 1, 2])
+    assert series.values[-1] == pytest.approx(float(model[0].weight.detach().norm()), rel=1e-6)
+    np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2])
