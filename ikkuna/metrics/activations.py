@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
+
+#: Relative error we accept from the one-pass variance (see :func:`std`).
+_VARIANCE_TOLERANCE = 1e-9
+_FLOAT64_EPSILON = float(np.finfo(np.float64).eps)
+
+
+def mean(values: np.ndarray) -> float:
+    """Mean of all entries, accumulated in float64."""
+    flat = values.reshape(-1)
+    return float(np.einsum("i->", flat, dtype=np.float64)) / flat.size
+
+
+def std(values: np.ndarray) -> float:
+    """Population standard deviation (ddof=0) of all entries, accumulated in float64.
+
+    One pass over the data (mean and mean square) where that is exact enough: its relative
+    error is at most about ``n * eps * mean_square / variance``. Where that bound exceeds
+    ``_VARIANCE_TOLERANCE`` (a mean large next to the spread), the two-pass ``np.std`` runs.
+    """
+    flat = values.reshape(-1)
+    mean_value = float(np.einsum("i->", flat, dtype=np.float64)) / flat.size
+    mean_square = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / flat.size
+    variance = mean_square - mean_value * mean_value
+    error_bound = flat.size * _FLOAT64_EPSILON * mean_square / variance if variance > 0 else math.inf
+    if not error_bound <= _VARIANCE_TOLERANCE:
+        return float(np.std(flat, dtype=np.float64))
+    return math.sqrt(variance)
 
 
 class ActivationMean(Metric):
@@ -15,7 +44,7 @@ class ActivationMean(Metric):
 
     def compute(self, group: EventGroup) -> float | None:
         values = group["activations"]
-        return float(np.mean(values, dtype=np.float64)) if values.size else None
+        return mean(values) if values.size else None
 
 
 class ActivationStd(Metric):
@@ -26,7 +55,7 @@ class ActivationStd(Metric):
 
     def compute(self, group: EventGroup) -> float | None:
         values = group["activations"]
-        return float(np.std(values, dtype=np.float64)) if values.size else None
+        return std(values) if values.size else None
 
 
 class ActivationZeroFraction(Metric):
