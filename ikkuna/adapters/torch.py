@@ -206,15 +206,17 @@ class TorchAdapter(Adapter):
         monitor = self.monitor
 
         def on_output(module: Any, args: Any, output: Any) -> None:
-            if not self._training():
-                return
+            activations = monitor.recording(K.ACTIVATIONS)
+            gradients = monitor.recording(K.OUTPUT_GRADIENTS)
+            if not (activations or gradients) or not self._training():
+                return  # cheapest checks first: this runs for every layer on every pass
             tensor = _first_tensor(output)
             if tensor is None:
                 return
             layout = activation_layout(module, tensor.ndim)
-            if monitor.recording(K.ACTIVATIONS):
+            if activations:
                 monitor.emit(K.ACTIVATIONS, layer=layer, array=wrap(tensor, layout))
-            if tensor.requires_grad and monitor.recording(K.OUTPUT_GRADIENTS):
+            if gradients and tensor.requires_grad:
 
                 def on_gradient(gradient: Any) -> None:
                     monitor.emit(K.OUTPUT_GRADIENTS, layer=layer, array=wrap(gradient, layout))
