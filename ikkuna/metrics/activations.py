@@ -27,7 +27,7 @@ def std(values: np.ndarray) -> float:
     ``_VARIANCE_TOLERANCE`` (a mean large next to the spread), the two-pass ``np.std`` runs.
     """
     flat = values.reshape(-1)
-    mean_value = float(np.einsum("i->", flat, dtype=np.float64)) / flat.size
+    mean_value = mean(flat)
     mean_square = float(np.einsum("i,i->", flat, flat, dtype=np.float64)) / flat.size
     variance = mean_square - mean_value * mean_value
     error_bound = flat.size * _FLOAT64_EPSILON * mean_square / variance if variance > 0 else math.inf
@@ -36,34 +36,38 @@ def std(values: np.ndarray) -> float:
     return math.sqrt(variance)
 
 
-class ActivationMean(Metric):
+def zero_fraction(values: np.ndarray) -> float:
+    """Fraction of entries exactly equal to zero."""
+    return float(np.count_nonzero(values == 0) / values.size)
+
+
+class _ActivationStatistic(Metric):
+    """One statistic of a layer's outputs, over the batch and every unit; None if empty."""
+
+    needs = ("activations",)
+    statistic = staticmethod(mean)
+
+    def compute(self, group: EventGroup) -> float | None:
+        values = group["activations"]
+        return self.statistic(values) if values.size else None
+
+
+class ActivationMean(_ActivationStatistic):
     """Mean of a layer's outputs over the batch and every unit."""
 
     name = "activation_mean"
-    needs = ("activations",)
-
-    def compute(self, group: EventGroup) -> float | None:
-        values = group["activations"]
-        return mean(values) if values.size else None
+    statistic = staticmethod(mean)
 
 
-class ActivationStd(Metric):
+class ActivationStd(_ActivationStatistic):
     """Standard deviation (population, ddof=0) of a layer's outputs."""
 
     name = "activation_std"
-    needs = ("activations",)
-
-    def compute(self, group: EventGroup) -> float | None:
-        values = group["activations"]
-        return std(values) if values.size else None
+    statistic = staticmethod(std)
 
 
-class ActivationZeroFraction(Metric):
+class ActivationZeroFraction(_ActivationStatistic):
     """Fraction of a layer's outputs that are exactly zero (dead ReLUs show here)."""
 
     name = "activation_zero_fraction"
-    needs = ("activations",)
-
-    def compute(self, group: EventGroup) -> float | None:
-        values = group["activations"]
-        return float(np.count_nonzero(values == 0) / values.size) if values.size else None
+    statistic = staticmethod(zero_fraction)
