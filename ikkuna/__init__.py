@@ -33,6 +33,15 @@ from ikkuna.sinks.reader import Run, Series, list_runs, open_run
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``ikkuna.keras`` is imported on first use (it imports Keras and TensorFlow)."""
+    if name == "keras":
+        import importlib
+
+        return importlib.import_module("ikkuna.keras")
+    raise AttributeError(f"module 'ikkuna' has no attribute {name!r}")
+
 __all__ = [
     "DEFAULT_METRICS",
     "Adapter",

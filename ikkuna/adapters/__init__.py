@@ -10,6 +10,7 @@ from ikkuna.core.hookspecs import hookimpl
 
 @hookimpl
 def ikkuna_adapters() -> list[type]:
+    from ikkuna.adapters.keras import KerasAdapter
     from ikkuna.adapters.torch import TorchAdapter
 
-    return [TorchAdapter]
+    return [TorchAdapter, KerasAdapter]

@@ -59,6 +59,7 @@ class Monitor:
         self._bus = Bus(slots, run, self._record_problem)
         self._step_finished = False
         self._recording: frozenset[str] = frozenset()
+        self._step_epoch = 0
         self._losses: list[float] = []
         self._scalars: dict[str, list[float]] = {}
         self._config = dict(config or {})
@@ -75,7 +76,7 @@ class Monitor:
             if self._guard(sink, "open", sink.open, info):
                 self.run = sink.run_name or self.run
         self._bus.run = self.run
-        self._recording = self._bus.open_step(self.step, self.epoch, self._scheduled(self.step))
+        self._open_step()
         self.adapter.install(self, self.layers, self._bus.needed_kinds())
         self.attached = True
         _live_monitors.add(self)
@@ -162,6 +163,8 @@ class Monitor:
             if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
                 raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
             self.epoch = epoch
+        if not self._step_finished:
+            self._open_step()  # the step about to run belongs to the new epoch
         self.emit(K.EPOCH_STARTED)
 
     def finish_epoch(self) -> None:
@@ -189,6 +192,11 @@ class Monitor:
         self._close_step()
         self.step += 1
         self._step_finished = False
+        self._open_step()
+
+    def _open_step(self) -> None:
+        """Start recording ``self.step``; it belongs to the epoch it starts in."""
+        self._step_epoch = self.epoch
         self._recording = self._bus.open_step(self.step, self.epoch, self._scheduled(self.step))
 
     def _close_step(self) -> None:
@@ -209,7 +217,7 @@ class Monitor:
             scalars[K.LOSS] = self._losses
         self._losses, self._scalars = [], {}
         return [
-            Record(self.run, self.step, self.epoch, name, None, None, float(np.mean(found)))
+            Record(self.run, self.step, self._step_epoch, name, None, None, float(np.mean(found)))
             for name, found in scalars.items()
         ]
 

@@ -70,7 +70,10 @@ def connect(directory: Path, *, create: bool) -> sqlite3.Connection:
             f"no ikkuna store at {database}; train with ikkuna.attach(...) first, or pass the "
             f"store directory (--store / store= / ${STORE_VARIABLE})"
         )
-    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    # Framework callbacks may run on the framework's own threads (TensorFlow runs host
+    # callbacks on its thread pool): the store serializes access itself.
+    connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                 check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if create:
         connection.execute("PRAGMA journal_mode = WAL")

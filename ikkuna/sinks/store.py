@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ class StoreSink(Sink):
         self._run_id: int | None = None
         self._run_name: str | None = None
         self._pending: list[tuple[Any, ...]] = []
+        self._lock = threading.RLock()  # callbacks may come from a framework's threads
 
     @property
     def run_name(self) -> str | None:
@@ -68,7 +70,9 @@ class StoreSink(Sink):
         raise RuntimeError(f"could not find a free run name starting with {run.name!r}")
 
     def write(self, records: Sequence[Record]) -> None:
-        self._pending.extend(self._row(record) for record in records)
+        rows = [self._row(record) for record in records]
+        with self._lock:
+            self._pending.extend(rows)
 
     def _row(self, record: Record) -> tuple[Any, ...]:
         value, vector, edges = record.value, None, None
@@ -80,9 +84,10 @@ class StoreSink(Sink):
                 record.param, value, vector, edges)
 
     def flush(self) -> None:
-        if not self._pending or self._connection is None:
-            return
-        rows, self._pending = self._pending, []
+        with self._lock:
+            if not self._pending or self._connection is None:
+                return
+            rows, self._pending = self._pending, []
         with self._transaction():
             self._connection.executemany(
                 "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, vector, "

@@ -1,0 +1,478 @@
+"""Keras 3 adapter (TensorFlow backend): patched ``call``s and optimizer ``apply`` to events.
+
+Keras has no forward hooks, and ``fit`` runs each step as a traced ``tf.function``. The
+adapter wraps, on the instances only, each layer's ``call`` (its output, and through an
+identity with a custom gradient the gradient of that output), the model's ``call``
+(inputs, outputs) and ``compute_loss`` (labels, loss), and the optimizer's ``apply``. The
+tensors one step collects leave the step in one host callback placed after the weight
+update: eagerly it runs at once, in a traced step it is an op of the graph. XLA cannot run
+host callbacks, so a model compiled with ``jit_compile=True`` trains without XLA while
+attached, and says so once. ``detach()`` puts every patched attribute back.
+
+Keras and TensorFlow are imported on first use, never when ikkuna is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ikkuna.adapters.base import Adapter
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.layers import LayerInfo
+
+ROLES = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "bias": "bias",
+         "beta": "bias"}
+CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
+_STEP_KINDS = (K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.INPUTS, K.OUTPUTS, K.LABELS, K.LOSS)
+
+
+def _keras() -> Any:
+    try:
+        import keras
+    except ImportError as error:  # pragma: no cover - only without keras
+        raise ImportError("the Keras adapter needs keras and tensorflow: "
+                          "pip install 'ikkuna[tensorflow]'") from error
+    return keras
+
+
+def _tf() -> Any:
+    import tensorflow as tf
+
+    return tf
+
+
+def layer_kind(layer: Any) -> str:
+    layers = _keras().layers
+    if isinstance(layer, layers.Dense):
+        return "dense"
+    if isinstance(layer, layers.Conv2D) and not isinstance(layer, layers.Conv2DTranspose):
+        return "conv2d"
+    if isinstance(layer, (layers.BatchNormalization, layers.LayerNormalization,
+                          layers.GroupNormalization, layers.UnitNormalization)):
+        return "norm"
+    if isinstance(layer, layers.Embedding):
+        return "embedding"
+    return "other"
+
+
+def parameter_layout(layer: Any, name: str, ndim: int) -> Layout:
+    """Keras kernels are ``(in, out)``, conv kernels ``(*kernel, in, out)``."""
+    if ndim == 0:
+        return Layout()
+    if ndim == 1:
+        return Layout(out_axis=0)
+    if isinstance(layer, _keras().layers.Conv2DTranspose) and name == "kernel":
+        return Layout(out_axis=ndim - 2, in_axis=ndim - 1)  # (*kernel, out, in)
+    return Layout(out_axis=ndim - 1, in_axis=ndim - 2)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """A host copy; bfloat16 (which numpy handles only through ml_dtypes) becomes float32."""
+    array = np.array(value, copy=True)
+    if array.dtype.name == "bfloat16":
+        array = array.astype(np.float32)
+    return array
+
+
+def _wrap_host(values: np.ndarray, layout: Layout) -> Array:
+    return Array(values, _to_numpy, shape=values.shape, dtype=_dtype_name(values.dtype),
+                 layout=layout)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype))
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """What one tensor handed to the host callback is."""
+
+    kind: str
+    layer: LayerInfo | None = None
+    param: str | None = None
+    layout: Layout = CHANNELS_LAST
+
+
+class _Patches:
+    """Instance attributes replaced on Keras objects, and how to put each back."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, bool, Any]] = []
+
+    def replace(self, target: Any, name: str, make: Callable[[Any], Any]) -> None:
+        had = name in vars(target)
+        original = getattr(target, name)
+        self._saved.append((target, name, had, vars(target).get(name)))
+        object.__setattr__(target, name, make(original))
+
+    def restore(self) -> None:
+        for target, name, had, value in reversed(self._saved):
+            if had:
+                object.__setattr__(target, name, value)
+            else:
+                object.__delattr__(target, name)
+        self._saved.clear()
+
+
+class KerasAdapter(Adapter):
+    """Monitors a Keras 3 model (Sequential, functional, subclassed) on TensorFlow."""
+
+    framework = "keras"
+    accepted = "keras.Model or keras.layers.Layer (Keras 3, TensorFlow backend)"
+    install_hint = "pip install 'ikkuna[tensorflow]'"
+
+    def __init__(self, model: Any, optimizer: Any = None) -> None:
+        super().__init__(model, optimizer)
+        keras = _keras()
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"ikkuna's Keras adapter needs the TensorFlow backend, Keras runs on "
+                f"{keras.backend.backend()!r}; set KERAS_BACKEND=tensorflow"
+            )
+        if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                "optimizer= for a Keras model must be a keras.optimizers.Optimizer or None, got "
+                f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+            )
+        if not model.built:
+            raise ValueError(
+                f"Keras model {model.name!r} is not built yet; build it first (call it on a "
+                "batch, or give it a keras.Input) so that its weights exist"
+            )
+        self._layers: dict[str, Any] = {}
+        self._patches = _Patches()
+        self._pending: list[tuple[_Slot, Any]] = []
+        self._variables: dict[int, tuple[LayerInfo, str, Layout]] = {}
+        self._kinds: frozenset[str] = frozenset()
+        self._attached = False
+        self._warned_xla = False
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        keras = sys.modules.get("keras")
+        return keras is not None and isinstance(model, keras.layers.Layer)
+
+    def versions(self) -> dict[str, str]:
+        return {"keras": _keras().__version__, "tensorflow": _tf().__version__}
+
+    def as_array(self, value: Any, layout: Layout) -> Array:
+        return Array.from_numpy(_to_numpy(value), layout)
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def layers(self) -> list[LayerInfo]:
+        found: list[LayerInfo] = []
+        self._walk(self.model, "", found)
+        return found
+
+    def _walk(self, layer: Any, path: str, found: list[LayerInfo]) -> None:
+        children = [c for c in layer._flatten_layers(include_self=False, recursive=False)
+                    if not isinstance(c, _keras().layers.InputLayer)]
+        own = [v for v in layer._trainable_variables]
+        if path and (not children or own):
+            params = {v.name: ROLES.get(v.name, v.name) for v in own}
+            info = LayerInfo(path, layer_kind(layer), self.framework, params)
+            found.append(info)
+            self._layers[path] = layer
+            for variable in own:
+                layout = parameter_layout(layer, variable.name, len(variable.shape))
+                self._variables[id(variable)] = (info, params[variable.name], layout)
+        for child in children:
+            self._walk(child, f"{path}.{child.name}" if path else child.name, found)
+
+    # -- installing ---------------------------------------------------------------------------
+
+    def install(self, monitor: Any, layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+        self.monitor = monitor
+        self._kinds = kinds
+        optimizer = self.optimizer or getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                f"Keras model {self.model.name!r} has no optimizer: compile it first, or pass "
+                "optimizer= to ikkuna.attach (the optimizer whose steps count)"
+            )
+        self.optimizer = optimizer
+        if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
+            for layer in layers:
+                self._patches.replace(self._layers[layer.name], "call",
+                                      functools.partial(self._layer_call, layer))
+        if K.INPUTS in kinds or K.OUTPUTS in kinds:
+            self._patches.replace(self.model, "call", self._model_call)
+        if hasattr(self.model, "compute_loss"):
+            self._patches.replace(self.model, "compute_loss", self._compute_loss)
+        self._patches.replace(optimizer, "apply", self._apply)
+        if hasattr(self.model, "make_train_function"):
+            self._saved_jit_compile = getattr(self.model, "_jit_compile", None)
+            self._patches.replace(self.model, "make_train_function", self._make_train_function)
+        self._attached = True
+        self._retrace_train_function()
+
+    def remove(self) -> None:
+        self._attached = False
+        self._patches.restore()
+        if self._warned_xla:
+            self.model._jit_compile = self._saved_jit_compile
+        self._retrace_train_function()
+        self._pending.clear()
+
+    def _retrace_train_function(self) -> None:
+        """Rebuild fit's step function, if one exists: fit looks it up anew at every step."""
+        if getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)
+
+    # -- wrappers (run when a step runs eagerly, or while it is traced) -----------------------
+
+    def _layer_call(self, layer: LayerInfo, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            output = original(*args, **kwargs)
+            if not self._recording_pass(output):
+                return output
+            if K.ACTIVATIONS in self._kinds:
+                self._pending.append((_Slot(K.ACTIVATIONS, layer), output))
+            if K.OUTPUT_GRADIENTS in self._kinds:
+                output = self._watch_gradient(output, _Slot(K.OUTPUT_GRADIENTS, layer))
+            return output
+
+        return call
+
+    def _model_call(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            output = original(*args, **kwargs)
+            if self._recording_pass(output):
+                inputs = args[0] if args else next(iter(kwargs.values()), None)
+                for kind, value in ((K.INPUTS, inputs), (K.OUTPUTS, output)):
+                    tensor = _first_tensor(value)
+                    if kind in self._kinds and tensor is not None:
+                        self._pending.append((_Slot(kind), tensor))
+            return output
+
+        return call
+
+    def _compute_loss(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def compute_loss(*args: Any, **kwargs: Any) -> Any:
+            loss = original(*args, **kwargs)
+            if kwargs.get("training", True) and self._attached:
+                labels = _first_tensor(kwargs.get("y", args[1] if len(args) > 1 else None))
+                if labels is not None and K.LABELS in self._kinds:
+                    self._pending.append((_Slot(K.LABELS, layout=Layout(batch_axis=0)), labels))
+                self._pending.append((_Slot(K.LOSS, layout=Layout()), loss))
+            return loss
+
+        return compute_loss
+
+    def _make_train_function(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def make_train_function(*args: Any, **kwargs: Any) -> Any:
+            if self._attached and getattr(self.model, "jit_compile", False):
+                self._disable_xla()
+            return original(*args, **kwargs)
+
+        return make_train_function
+
+    def _disable_xla(self) -> None:
+        self.model.jit_compile = False
+        if not self._warned_xla:
+            self._warned_xla = True
+            warnings.warn(
+                f"ikkuna: Keras model {self.model.name!r} is compiled with jit_compile=True; "
+                "XLA cannot run ikkuna's host callback, so fit() trains without XLA while "
+                "ikkuna is attached. detach() restores jit_compile.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def _apply(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def apply(grads: Any, trainable_variables: Any = None) -> Any:
+            if not self._attached or _in_xla_context():
+                return original(grads, trainable_variables)
+            variables = list(trainable_variables if trainable_variables is not None
+                             else self.optimizer._trainable_variables)
+            watched = [(v, self._variables[id(v)]) for v in variables if id(v) in self._variables]
+            slots, tensors = self._take_pending()
+            tf = _tf()
+            if K.GRADIENTS in self._kinds:
+                for variable, grad in zip(variables, grads):
+                    known = self._variables.get(id(variable))
+                    if known is not None and grad is not None:
+                        slots.append(_Slot(K.GRADIENTS, *known))
+                        tensors.append(tf.convert_to_tensor(grad))  # IndexedSlices too
+            before = [tf.identity(v.value) for v, _ in watched] if K.UPDATES in self._kinds else []
+            result = original(grads, trainable_variables)
+            for index, (variable, (layer, role, layout)) in enumerate(watched):
+                after = tf.identity(variable.value)
+                if K.WEIGHTS in self._kinds:
+                    slots.append(_Slot(K.WEIGHTS, layer, role, layout))
+                    tensors.append(after)
+                if before:
+                    slots.append(_Slot(K.UPDATES, layer, role, layout))
+                    tensors.append(after - before[index])
+            self._deliver_after(slots, tensors)
+            return result
+
+        return apply
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _recording_pass(self, output: Any) -> bool:
+        """A training pass with real (not symbolic) tensors, while attached."""
+        if not self._attached or isinstance(_first_tensor(output), _keras().KerasTensor):
+            return False
+        if _first_tensor(output) is None or _in_xla_context():
+            return False
+        return bool(_call_context_training())
+
+    def _watch_gradient(self, output: Any, slot: _Slot) -> Any:
+        tf = _tf()
+        tensor = _first_tensor(output)
+        if tensor is None or not tensor.dtype.is_floating or tensor is not output:
+            return output
+
+        @tf.custom_gradient
+        def identity(x: Any) -> Any:
+            def gradient(upstream: Any) -> Any:
+                self._pending.append((slot, upstream))
+                return upstream
+
+            return tf.identity(x), gradient
+
+        return identity(tensor)
+
+    def _take_pending(self) -> tuple[list[_Slot], list[Any]]:
+        """The collected tensors that belong to the step being run or traced now."""
+        tf = _tf()
+        graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        slots, tensors = [], []
+        for slot, tensor in self._pending:
+            if getattr(tensor, "graph", None) is graph or (graph is None and _is_eager(tensor)):
+                slots.append(slot)
+                tensors.append(tensor)
+        self._pending.clear()
+        return slots, tensors
+
+    def _deliver_after(self, slots: list[_Slot], tensors: list[Any]) -> None:
+        """Hand one step's tensors to the monitor: now if eager, else as a graph op."""
+        deliver = functools.partial(self._deliver, tuple(slots))
+        tf = _tf()
+        if tf.executing_eagerly():
+            deliver(*[t.numpy() for t in tensors])
+        else:
+            tf.numpy_function(deliver, tensors, Tout=[], stateful=True, name="ikkuna_deliver")
+
+    def _deliver(self, slots: tuple[_Slot, ...], *values: np.ndarray) -> list[Any]:
+        if not self._attached:
+            return []
+        monitor = self.monitor
+        monitor.training_pass_started()
+        monitor.optimizer_step_started()
+        monitor.emit(K.STEP_STARTED)
+        for slot, value in zip(slots, values):
+            if slot.kind == K.LOSS:
+                monitor.log(loss=float(np.asarray(value)))
+            elif monitor.recording(slot.kind):
+                monitor.emit(slot.kind, layer=slot.layer, param=slot.param,
+                             array=_wrap_host(np.asarray(value), slot.layout))
+        monitor.emit(K.STEP_FINISHED)
+        monitor.optimizer_step_finished()
+        return []
+
+
+def make_callback_class() -> type:
+    """Build ``ikkuna.keras.Callback`` (a subclass of ``keras.callbacks.Callback``)."""
+    keras = _keras()
+
+    class Callback(keras.callbacks.Callback):
+        """ikkuna in ``model.fit``: marks epochs and stores Keras' logged metrics.
+
+        ``Callback(monitor)`` works with a monitor from ``ikkuna.attach``; ``Callback(**options)``
+        attaches at the start of ``fit`` with those ``attach`` options and detaches at its end.
+        Batch logs are stored as Keras reports them (running means over the epoch, named as in
+        the logs, without ``loss``: the per-step loss comes from the step itself); epoch-end
+        logs as ``epoch_<name>`` (``epoch_loss``, ``epoch_val_accuracy``).
+        """
+
+        def __init__(self, monitor: Any = None, **attach_options: Any) -> None:
+            super().__init__()
+            if monitor is not None and attach_options:
+                raise TypeError("ikkuna.keras.Callback takes a monitor or attach options, not both")
+            self.monitor = monitor
+            self._attach_options = attach_options
+            self._owns_monitor = False
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            if self.monitor is None:
+                from ikkuna.core.attach import attach
+
+                self.monitor = attach(self.model, **self._attach_options)
+                self._owns_monitor = True
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.monitor.start_epoch(epoch)
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            scalars = {k: v for k, v in _numbers(logs).items() if k != "loss"}
+            if scalars and self.monitor.attached:
+                self.monitor.log(**scalars)
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if self.monitor.attached:
+                self.monitor.log(**{f"epoch_{k}": v for k, v in _numbers(logs).items()})
+            self.monitor.finish_epoch()
+
+        def on_train_end(self, logs: Any = None) -> None:
+            if self._owns_monitor:
+                self.monitor.detach()
+                self.monitor, self._owns_monitor = None, False
+
+    return Callback
+
+
+def _numbers(logs: Any) -> dict[str, float]:
+    numbers = {}
+    for name, value in (logs or {}).items():
+        try:
+            numbers[name] = float(np.asarray(value))
+        except (TypeError, ValueError):
+            continue
+    return numbers
+
+
+def _first_tensor(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return next((v for v in value if hasattr(v, "dtype") and hasattr(v, "shape")), None)
+    if isinstance(value, dict):
+        return next((v for v in value.values() if hasattr(v, "dtype")), None)
+    return value if hasattr(value, "dtype") and hasattr(value, "shape") else None
+
+
+def _is_eager(tensor: Any) -> bool:
+    """An EagerTensor: asking for its graph raises."""
+    try:
+        tensor.graph
+    except AttributeError:
+        return True
+    return False
+
+
+def _call_context_training() -> Any:
+    from keras.src.backend.common import global_state
+
+    context = global_state.get_global_attribute("current_call_ctx")
+    return None if context is None else context.get_value("training")
+
+
+def _in_xla_context() -> bool:
+    from tensorflow.python.framework import ops
+    from tensorflow.python.ops import control_flow_util
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
