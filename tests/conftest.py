@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 #: Frameworks with an adapter; framework tests are parametrized over these.
-FRAMEWORKS = ("torch",)
+FRAMEWORKS = ("torch", "keras")
 REQUIRE_ALL_VARIABLE = "IKKUNA_REQUIRE_ALL"
 
 
@@ -35,6 +35,17 @@ def torch() -> ModuleType:
     """The torch module, seeded; skips (or fails under IKKUNA_REQUIRE_ALL=1) without torch."""
     module = require_framework("torch")
     module.manual_seed(0)
+    return module
+
+
+@pytest.fixture
+def keras() -> ModuleType:
+    """Keras 3 on TensorFlow, seeded; skips (or fails under IKKUNA_REQUIRE_ALL=1) without it."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    require_framework("tensorflow")
+    module = require_framework("keras")
+    module.utils.set_random_seed(0)
     return module
 
 
