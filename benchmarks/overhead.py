@@ -1,9 +1,10 @@
-"""Overhead of ikkuna on a torch training loop, as median ratios to the same loop without it.
+"""Overhead of ikkuna on training loops, as median time ratios to the same loop without it.
 
-    .venv/bin/python benchmarks/overhead.py [--steps 50] [--rounds 5] [--json]
+    .venv/bin/python benchmarks/overhead.py [--framework torch keras] [--steps 30] [--rounds 5] [--json]
 
-Configurations alternate within each round (none, then each attached variant, on fresh
-copies of the same model), so drift on the machine hits all of them alike.
+Each round times the loop without ikkuna and then with each configuration, on fresh copies of
+the same model, so drift on the machine hits all of them alike; ratios are per round, and the
+table shows their medians.
 """
 
 from __future__ import annotations
@@ -11,22 +12,33 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from typing import Any, Callable
+
+import numpy as np
 
 import ikkuna
 
-CONFIGURATIONS = {
-    "attached, no metrics": dict(metrics=[]),
-    "default metrics, every step": dict(),
-    "default metrics, every=10": dict(every=10),
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "attached, no metrics": {"metrics": []},
+    "default metrics, every step": {},
+    "default metrics, every=10": {"every": 10},
 }
+BATCH = 64
+CLASSES = 10
+# A loop: (attach options or None, steps) -> seconds for those steps, after one warm-up step.
+Loop = Callable[[Any, int], float]
 
 
-def build_models(torch):
+def torch_loops() -> dict[str, Loop]:
+    import torch
+
+    torch.manual_seed(0)
     nn = torch.nn
     mlp = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
     cnn = nn.Sequential(
@@ -34,24 +46,71 @@ def build_models(torch):
         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10),
     )
-    return {
-        "mlp (batch 64)": (mlp, torch.randn(64, 64)),
-        "cnn 32x32x3 (batch 64)": (cnn, torch.randn(64, 3, 32, 32)),
-    }
+    labels = torch.randint(0, CLASSES, (BATCH,), generator=torch.Generator().manual_seed(0))
+
+    def loop(template: Any, inputs: Any) -> Loop:
+        def timed(options: Any, steps: int) -> float:
+            model = copy.deepcopy(template)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
+
+            def step() -> None:
+                loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+            return _time_steps(step, steps, monitor)
+
+        return timed
+
+    return {"torch mlp": loop(mlp, torch.randn(BATCH, 64)),
+            "torch cnn": loop(cnn, torch.randn(BATCH, 3, 32, 32))}
 
 
-def time_loop(torch, model, inputs, steps: int, options: dict | None, store: str) -> float:
-    model = copy.deepcopy(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    labels = torch.randint(0, 10, (inputs.shape[0],), generator=torch.Generator().manual_seed(0))
-    monitor = ikkuna.attach(model, optimizer=optimizer, store=store, **options) if options is not None else None
+def keras_loops() -> dict[str, Loop]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
 
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    layers = keras.layers
+    rng = np.random.default_rng(0)
 
+    def mlp() -> Any:
+        return keras.Sequential([keras.Input((64,)), layers.Dense(128), layers.ReLU(),
+                                 layers.Dense(64), layers.ReLU(), layers.Dense(10)])
+
+    def cnn() -> Any:
+        return keras.Sequential([
+            keras.Input((32, 32, 3)),
+            layers.Conv2D(32, 3, padding="same"), layers.BatchNormalization(), layers.ReLU(),
+            layers.MaxPooling2D(), layers.Conv2D(64, 3, padding="same"),
+            layers.BatchNormalization(), layers.ReLU(), layers.MaxPooling2D(), layers.Flatten(),
+            layers.Dense(128), layers.ReLU(), layers.Dense(10),
+        ])
+
+    def loop(build: Callable[[], Any], shape: tuple[int, ...]) -> Loop:
+        def timed(options: Any, steps: int) -> float:
+            keras.utils.set_random_seed(0)
+            model = build()
+            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            inputs = rng.standard_normal((BATCH * (steps + 1), *shape)).astype(np.float32)
+            labels = rng.integers(0, CLASSES, BATCH * (steps + 1))
+            monitor = None if options is None else ikkuna.attach(model, **options)
+            model.fit(inputs[:BATCH], labels[:BATCH], batch_size=BATCH, verbose=0)  # trace
+            start = time.perf_counter()
+            model.fit(inputs[BATCH:], labels[BATCH:], batch_size=BATCH, verbose=0, shuffle=False)
+            elapsed = time.perf_counter() - start
+            if monitor is not None:
+                monitor.detach()
+            return elapsed
+
+        return timed
+
+    return {"keras fit mlp": loop(mlp, (64,)), "keras fit cnn": loop(cnn, (32, 32, 3))}
+
+
+def _time_steps(step: Callable[[], None], steps: int, monitor: Any) -> float:
     step()  # warm-up
     start = time.perf_counter()
     for _ in range(steps):
@@ -62,34 +121,45 @@ def time_loop(torch, model, inputs, steps: int, options: dict | None, store: str
     return elapsed
 
 
+LOOPS = {"torch": torch_loops, "keras": keras_loops}
+
+
+def measure(loops: dict[str, Loop], steps: int, rounds: int, store: str) -> dict[str, dict[str, float]]:
+    results = {}
+    for name, timed in loops.items():
+        ratios: dict[str, list[float]] = {config: [] for config in CONFIGURATIONS}
+        for _ in range(rounds):
+            for config, options in CONFIGURATIONS.items():
+                baseline = timed(None, steps)
+                ratios[config].append(timed({**options, "store": store}, steps) / baseline)
+        results[name] = {config: statistics.median(values) for config, values in ratios.items()}
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--framework", nargs="+", choices=sorted(LOOPS), default=sorted(LOOPS))
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    import torch
-
-    torch.manual_seed(0)
-    results = {}
+    loops: dict[str, Loop] = {}
+    for framework in args.framework:
+        loops.update(LOOPS[framework]())
     with tempfile.TemporaryDirectory() as store:
-        for model_name, (model, inputs) in build_models(torch).items():
-            ratios = {name: [] for name in CONFIGURATIONS}
-            for _ in range(args.rounds):
-                for name, options in CONFIGURATIONS.items():
-                    baseline = time_loop(torch, model, inputs, args.steps, None, store)
-                    ratios[name].append(time_loop(torch, model, inputs, args.steps, options, store) / baseline)
-            results[model_name] = {name: statistics.median(v) for name, v in ratios.items()}
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        results = measure(loops, args.steps, args.rounds, store)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     if args.json:
-        json.dump({"machine": machine, "steps": args.steps, "rounds": args.rounds, "ratios": results}, sys.stdout, indent=2)
+        json.dump({"machine": machine, "steps": args.steps, "rounds": args.rounds,
+                   "ratios": results}, sys.stdout, indent=2)
         print()
         return 0
-    print(f"median time ratio to the same loop without ikkuna ({machine}; {args.rounds} rounds x {args.steps} steps)")
+    print(f"median time ratio to the same loop without ikkuna ({machine}; "
+          f"{args.rounds} rounds x {args.steps} steps)")
     print(f"| configuration | {' | '.join(results)} |")
     print(f"|---|{'---|' * len(results)}")
-    for name in CONFIGURATIONS:
-        print(f"| {name} | {' | '.join(f'{results[m][name]:.3f}' for m in results)} |")
+    for config in CONFIGURATIONS:
+        print(f"| {config} | {' | '.join(f'{results[name][config]:.2f}' for name in results)} |")
     return 0
 
 

@@ -17,7 +17,13 @@ def find_adapter(model: Any, plugins: PluginManager, framework: str | None = Non
             raise ValueError(
                 f"unknown framework {framework!r}; installed adapters: {', '.join(sorted(adapters))}"
             )
-        return adapters[framework].item
+        chosen = adapters[framework].item
+        if not chosen.accepts(model):
+            raise UnsupportedModelError(
+                f"framework={framework!r} takes {chosen.accepted}, got "
+                f"{type(model).__module__}.{type(model).__qualname__}"
+            )
+        return chosen
     for provided in adapters.values():
         if provided.item.accepts(model):
             return provided.item

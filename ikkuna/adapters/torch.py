@@ -86,6 +86,12 @@ def activation_layout(module: Any, ndim: int) -> Layout:
     return Layout(batch_axis=0, channel_axis=1 if channels_first else -1)
 
 
+def _in_backward() -> bool:
+    """Whether autograd is running a backward pass (activation checkpointing re-runs forwards)."""
+    current = getattr(_torch()._C, "_current_graph_task_id", None)
+    return current is not None and current() != -1
+
+
 def _first_tensor(value: Any) -> Any:
     torch = _torch()
     if isinstance(value, torch.Tensor):
@@ -117,6 +123,7 @@ class TorchAdapter(Adapter):
         self._modules: dict[str, Any] = {}
         self._params: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._before_step: dict[int, Any] = {}
+        self._stepping: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._trains_model: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._model_parameters: set[int] = set()
 
@@ -134,14 +141,18 @@ class TorchAdapter(Adapter):
         return Array.from_numpy(value, layout)
 
     def layers(self) -> list[LayerInfo]:
+        named = list(self.model.named_modules())
+        root_name = ROOT_LAYER_NAME
+        while root_name in {name for name, _ in named}:
+            root_name += "_"  # a child is called "model": the root's own name must differ
         found = []
-        for name, module in self.model.named_modules():
+        for name, module in named:
             own = [n for n, _ in module.named_parameters(recurse=False)]
             if next(module.children(), None) is not None and not own:
                 continue  # a container: its children are the layers
             roles = {n: n for n in own}
-            found.append(LayerInfo(name or ROOT_LAYER_NAME, layer_kind(module), self.framework, roles))
-            self._modules[name or ROOT_LAYER_NAME] = module
+            found.append(LayerInfo(name or root_name, layer_kind(module), self.framework, roles))
+            self._modules[name or root_name] = module
         return found
 
     # -- installing ---------------------------------------------------------------------------
@@ -206,9 +217,11 @@ class TorchAdapter(Adapter):
         monitor = self.monitor
 
         def on_output(module: Any, args: Any, output: Any) -> None:
+            if monitor.between_steps and self._training():
+                monitor.training_pass_started()  # the model's own forward may not be called
             activations = monitor.recording(K.ACTIVATIONS)
             gradients = monitor.recording(K.OUTPUT_GRADIENTS)
-            if not (activations or gradients) or not self._training():
+            if not (activations or gradients) or not self._training() or _in_backward():
                 return  # cheapest checks first: this runs for every layer on every pass
             tensor = _first_tensor(output)
             if tensor is None:
@@ -238,35 +251,74 @@ class TorchAdapter(Adapter):
             self._trains_model[optimizer] = known
         return known
 
-    def _on_step_start(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    def _params_of(self, optimizer: Any) -> list[tuple[LayerInfo, str, Any, Layout]]:
+        """The watched parameters ``optimizer`` updates (it may train only part of the model)."""
+        if optimizer is self.optimizer:
+            return self._params
+        stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        return [entry for entry in self._params if id(entry[2]) in stepped]
+
+    def _on_step_start(self, optimizer: Any, args: Any, kwargs: Any) -> Any:
         if not self._is_ours(optimizer):
-            return
+            return None
         monitor = self.monitor
-        monitor.optimizer_step_started()
+        monitor.optimizer_step_started(optimizer)
         for handle in self._tensor_handles:  # backward is over: those hooks have fired
             handle.remove()
         self._tensor_handles.clear()
         monitor.emit(K.STEP_STARTED)
+        params = self._params_of(optimizer)
+        self._stepping = params
+        if monitor.recording(K.UPDATES):
+            self._before_step = {id(p): p.detach().clone() for _, _, p, _ in params
+                                 if p.requires_grad}
+        # torch hands the hook step()'s args with the optimizer itself first
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
+        if closure is None:
+            self._emit_gradients(params)
+            return None
+        # LBFGS and friends compute the gradients inside step(): report them after the
+        # closure's first evaluation, at the point where the step starts from.
+        wrapped = self._closure_reporting_gradients(closure, params)
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": wrapped}
+        return (args[0], wrapped, *args[2:]), kwargs
+
+    def _closure_reporting_gradients(self, closure: Callable[[], Any], params: list) -> Callable[[], Any]:
+        pending = [True]
+
+        def reporting_closure() -> Any:
+            loss = closure()
+            if pending:
+                pending.clear()
+                self._emit_gradients(params)
+            return loss
+
+        return reporting_closure
+
+    def _emit_gradients(self, params: list[tuple[LayerInfo, str, Any, Layout]]) -> None:
+        monitor = self.monitor
         if monitor.recording(K.GRADIENTS):
-            for layer, role, parameter, layout in self._params:
+            for layer, role, parameter, layout in params:
                 if parameter.grad is not None:
                     monitor.emit(K.GRADIENTS, layer=layer, param=role,
                                  array=wrap(parameter.grad, layout))
-        if monitor.recording(K.UPDATES):
-            self._before_step = {id(p): p.detach().clone() for _, _, p, _ in self._params}
 
     def _on_step_end(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._is_ours(optimizer):
             return
         monitor = self.monitor
+        params = self._stepping
         if monitor.recording(K.WEIGHTS):
-            for layer, role, parameter, layout in self._params:
+            for layer, role, parameter, layout in params:
                 monitor.emit(K.WEIGHTS, layer=layer, param=role, array=wrap(parameter, layout))
         if self._before_step and monitor.recording(K.UPDATES):
-            for layer, role, parameter, layout in self._params:
-                before = self._before_step[id(parameter)]
-                monitor.emit(K.UPDATES, layer=layer, param=role,
-                             array=wrap(parameter.detach() - before, layout))
+            for layer, role, parameter, layout in params:
+                before = self._before_step.get(id(parameter))
+                if before is not None:
+                    monitor.emit(K.UPDATES, layer=layer, param=role,
+                                 array=wrap(parameter.detach() - before, layout))
         self._before_step = {}
+        self._stepping = []
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()

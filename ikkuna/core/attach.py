@@ -119,6 +119,8 @@ def resolve_sinks(
     for spec in specs:
         if isinstance(spec, Sink):
             sinks.append(spec)
+        elif isinstance(spec, type) and issubclass(spec, Sink):
+            sinks.append(spec(path=store) if spec.name == "store" and store is not None else spec())
         elif isinstance(spec, str):
             if spec not in known:
                 raise UnknownSinkError(f"unknown sink {spec!r}; known sinks: {', '.join(sorted(known))}")
@@ -126,7 +128,8 @@ def resolve_sinks(
             sinks.append(known[spec].item(**kwargs))
         else:
             raise TypeError(
-                f"sinks= takes sink names (str) or ikkuna.Sink instances, got {type(spec).__name__}"
+                "sinks= takes sink names (str), ikkuna.Sink subclasses or instances, got "
+                f"{type(spec).__name__}: {spec!r}"
             )
     return sinks
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array
+from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
@@ -200,7 +200,12 @@ def _as_float(name: str, value: Any) -> float:
 
 
 def _join(events: list[Event]) -> Event:
-    """One event for a kind: several arrivals in a step are joined along the batch axis."""
+    """One event for a kind: several arrivals in a step are joined along the batch axis.
+
+    Arrivals whose shapes differ beyond the batch axis (a sequence layer fed sequences of two
+    lengths) are joined as rows of channels, ``(-1, channels)``, when their channels agree;
+    otherwise the latest arrival stands.
+    """
     if len(events) == 1:
         return events[0]
     first = events[0]
@@ -208,12 +213,15 @@ def _join(events: list[Event]) -> Event:
         values = [e.value for e in events if e.value is not None]
         return Event(first.kind, first.step, first.epoch, first.layer, first.param,
                      value=float(np.mean(values)) if values else None)
-    axis = first.array.layout.batch_axis or 0
-    parts = [e.array.numpy() for e in events if e.array is not None]
+    arrays = [e.array for e in events if e.array is not None]
+    layout = first.array.layout
     try:
-        joined = np.concatenate(parts, axis=axis)
+        joined = np.concatenate([a.numpy() for a in arrays], axis=layout.batch_axis or 0)
     except ValueError:
-        return events[-1]  # shapes differ beyond the batch axis: the latest call stands
-    array = Array(joined, lambda a: a, shape=joined.shape, dtype=str(joined.dtype),
-                  layout=first.array.layout)
+        rows = [a.as_channels_last() for a in arrays]
+        rows = [r.reshape(-1, r.shape[-1]) if r.ndim else r.reshape(1, 1) for r in rows]
+        if len({r.shape[1] for r in rows}) != 1:
+            return events[-1]
+        joined, layout = np.concatenate(rows), Layout(batch_axis=0, channel_axis=-1)
+    array = Array(joined, np.asarray, shape=joined.shape, dtype=str(joined.dtype), layout=layout)
     return Event(first.kind, first.step, first.epoch, first.layer, first.param, array=array)

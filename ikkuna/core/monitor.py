@@ -55,11 +55,13 @@ class Monitor:
         self.epoch = 0
         self.attached = False
         self._select_layer = as_layer_filter(layers)
+        self._layers_given = layers
         self._scheduled = as_schedule(every)
         self._bus = Bus(slots, run, self._record_problem)
         self._step_finished = False
         self._recording: frozenset[str] = frozenset()
         self._step_epoch = 0
+        self._warned: set[str] = set()
         self._losses: list[float] = []
         self._scalars: dict[str, list[float]] = {}
         self._config = dict(config or {})
@@ -69,7 +71,13 @@ class Monitor:
 
     def start(self) -> Monitor:
         """Open the sinks and install the adapter's hooks (``attach`` calls this)."""
-        self.layers = [layer for layer in self.adapter.layers() if self._select_layer(layer)]
+        every_layer = self.adapter.layers()
+        self.layers = [layer for layer in every_layer if self._select_layer(layer)]
+        if self._layers_given and not self.layers:
+            raise ValueError(
+                f"layers={self._layers_given!r} matches no layer of this model; its layers: "
+                f"{', '.join(layer.name for layer in every_layer)}"
+            )
         info = RunInfo(self.run, self.adapter.framework, tuple(self.layers), self._config,
                        self.adapter.versions())
         for sink in list(self.sinks):
@@ -77,7 +85,13 @@ class Monitor:
                 self.run = sink.run_name or self.run
         self._bus.run = self.run
         self._open_step()
-        self.adapter.install(self, self.layers, self._bus.needed_kinds())
+        try:
+            self.adapter.install(self, self.layers, self._bus.needed_kinds())
+        except BaseException:
+            self.adapter.remove()  # a half-done install leaves nothing behind
+            for sink in list(self.sinks):
+                self._guard(sink, "close", sink.close)
+            raise
         self.attached = True
         _live_monitors.add(self)
         return self
@@ -114,10 +128,24 @@ class Monitor:
         if self._step_finished:
             self._advance()
 
-    def optimizer_step_started(self) -> None:
-        """The optimizer is about to step (gradients are final)."""
+    @property
+    def between_steps(self) -> bool:
+        """True after an optimizer step until the next training pass or optimizer step."""
+        return self._step_finished
+
+    def optimizer_step_started(self, optimizer: object = None) -> None:
+        """``optimizer`` is about to step (gradients are final).
+
+        Several optimizers stepping one after another with no training pass in between (one
+        per part of the model) make one step; the same optimizer stepping again starts a new
+        one.
+        """
         if self._step_finished:
-            self._advance()
+            if optimizer is None or optimizer in self._stepped:
+                self._advance()
+            else:
+                self._step_finished = False  # another optimizer, the same step
+        self._stepped.append(optimizer)
 
     def optimizer_step_finished(self) -> None:
         """The optimizer stepped: weights and updates have been emitted; the step is done."""
@@ -133,6 +161,8 @@ class Monitor:
         value: float | None = None,
     ) -> None:
         """Hand an observation of the current step to the metrics."""
+        if kind in LOGGED_ARRAY_KINDS:
+            self._adapter_kinds.add(kind)
         self._bus.publish(Event(kind, self.step, self.epoch, layer, param, array, value))
 
     # -- what users call ----------------------------------------------------------------------
@@ -151,8 +181,15 @@ class Monitor:
             )
         for name, value in values.items():
             if name in LOGGED_ARRAY_KINDS:
-                if name in self._recording:  # also right after the optimizer step
-                    self.emit(name, array=self.adapter.as_array(value, _BATCH_FIRST))
+                if name in self._adapter_kinds:
+                    self._warn_once(
+                        f"log_{name}",
+                        f"ikkuna: monitor.log({name}=...) ignored: the {self.adapter.framework} "
+                        f"adapter already recorded this step's {name}",
+                    )
+                elif name in self._recording:  # also right after the optimizer step
+                    self._bus.publish(Event(name, self.step, self.epoch, None, None,
+                                            self.adapter.as_array(value, _BATCH_FIRST)))
             else:
                 number = _as_number(name, value)
                 (self._losses if name == K.LOSS else self._scalars.setdefault(name, [])).append(number)
@@ -197,6 +234,8 @@ class Monitor:
     def _open_step(self) -> None:
         """Start recording ``self.step``; it belongs to the epoch it starts in."""
         self._step_epoch = self.epoch
+        self._stepped: list[object] = []
+        self._adapter_kinds: set[str] = set()
         self._recording = self._bus.open_step(self.step, self.epoch, self._scheduled(self.step))
 
     def _close_step(self) -> None:
@@ -234,6 +273,11 @@ class Monitor:
             warnings.warn(message, RuntimeWarning, stacklevel=3)
             self._record_problem(Problem(source=f"sink:{sink.name}", message=message, step=self.step))
             return False
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def _record_problem(self, problem: Problem) -> None:
         self.problems.append(problem)

@@ -96,8 +96,9 @@ class Run:
     def series(self, metric: str, layer: str | None = None, param: str | None = None) -> Series:
         """Scalar values of ``metric`` for one layer/param (None for run-level), by step."""
         rows = self._connection.execute(
-            "SELECT step, epoch, value FROM records WHERE run_id = ? AND metric = ? AND layer IS ? "
-            "AND param IS ? AND value IS NOT NULL ORDER BY step, rowid",
+            "SELECT step, epoch, CASE WHEN is_nan THEN 'nan' ELSE value END FROM records "
+            "WHERE run_id = ? AND metric = ? AND layer IS ? AND param IS ? "
+            "AND (value IS NOT NULL OR is_nan) ORDER BY step, rowid",
             (self._id, metric, layer, param),
         ).fetchall()
         if not rows:
@@ -126,13 +127,15 @@ class Run:
     def latest(self) -> list[LatestValue]:
         """The last value of every series of the run."""
         rows = self._connection.execute(
-            "SELECT r.metric, r.layer, r.param, r.step, r.value, length(r.vector) FROM records r "
+            "SELECT r.metric, r.layer, r.param, r.step, "
+            "CASE WHEN r.is_nan THEN 'nan' ELSE r.value END, length(r.vector) FROM records r "
             "JOIN (SELECT metric, layer, param, MAX(rowid) AS last FROM records WHERE run_id = ? "
             "GROUP BY metric, layer, param) m ON r.rowid = m.last ORDER BY r.metric",
             (self._id,),
         )
         return [
-            LatestValue(metric, layer, param, step, value, None if size is None else size // 8)
+            LatestValue(metric, layer, param, step, None if value is None else float(value),
+                        None if size is None else size // 8)
             for metric, layer, param, step, value, size in rows
         ]
 

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS records (
     param TEXT,
     value REAL,
     vector BLOB,
-    edges BLOB
+    edges BLOB,
+    is_nan INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS records_by_series ON records (run_id, metric, layer, param, step);
 CREATE TABLE IF NOT EXISTS problems (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -75,13 +76,15 @@ class StoreSink(Sink):
             self._pending.extend(rows)
 
     def _row(self, record: Record) -> tuple[Any, ...]:
-        value, vector, edges = record.value, None, None
+        value, vector, edges, is_nan = record.value, None, None, 0
         if isinstance(value, Histogram):
             vector, edges, value = value.counts.tobytes(), value.edges.tobytes(), None
         elif isinstance(value, np.ndarray):
             vector, value = np.asarray(value, dtype=np.float64).tobytes(), None
+        elif isinstance(value, float) and math.isnan(value):
+            value, is_nan = None, 1  # SQLite would store NaN as NULL
         return (self._run_id, record.step, record.epoch, record.metric, record.layer,
-                record.param, value, vector, edges)
+                record.param, value, vector, edges, is_nan)
 
     def flush(self) -> None:
         with self._lock:
@@ -91,13 +94,17 @@ class StoreSink(Sink):
         with self._transaction():
             self._connection.executemany(
                 "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, vector, "
-                "edges) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "edges, is_nan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
     def note_problem(self, problem: Problem) -> None:
-        if self._connection is None:
-            return
+        with self._lock:
+            if self._connection is None:
+                return
+            self._note(problem)
+
+    def _note(self, problem: Problem) -> None:
         with self._transaction():
             self._connection.execute(
                 "INSERT INTO problems (run_id, step, layer, source, message, details) "
@@ -107,31 +114,41 @@ class StoreSink(Sink):
             )
 
     def close(self) -> None:
-        if self._connection is None:
-            return
-        try:
-            self.flush()
-            with self._transaction():
-                self._connection.execute(
-                    "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
-                )
-        finally:
-            self._connection.close()
-            self._connection = None
+        with self._lock:
+            if self._connection is None:
+                return
+            try:
+                self.flush()
+                with self._transaction():
+                    self._connection.execute(
+                        "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
+                    )
+            finally:
+                self._connection.close()
+                self._connection = None
 
     def _transaction(self) -> _Transaction:
         assert self._connection is not None
-        return _Transaction(self._connection)
+        return _Transaction(self._connection, self._lock)
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error) on an autocommit connection."""
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error), holding the sink's lock throughout."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, lock: threading.RLock) -> None:
         self._connection = connection
+        self._lock = lock
 
     def __enter__(self) -> None:
-        self._connection.execute("BEGIN IMMEDIATE")
+        self._lock.acquire()
+        try:
+            self._connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._connection.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self._connection.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()

@@ -445,3 +445,160 @@ def test_monitor_reads_back_its_own_series_from_the_store(torch, private_store):
     np.testing.assert_array_equal(series.steps, [0, 1, 2])
     assert series.values[-1] == pytest.approx(float(model[0].weight.detach().norm()), rel=1e-6)
     np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2])
+
+
+# -- found in review: unusual but legitimate training loops ------------------------------------
+
+
+def test_training_that_never_calls_the_model_itself_still_records_every_step(torch):
+    class WithLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Linear(4, 3)
+
+        def loss(self, x):  # training calls this, never forward()
+            return self.encoder(x).pow(2).mean()
+
+    model = WithLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = recorders(K.ACTIVATIONS, K.GRADIENTS)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()), sinks=[]):
+        for _ in range(3):
+            optimizer.zero_grad()
+            model.loss(torch.randn(2, 4)).backward()
+            optimizer.step()
+    assert seen[K.ACTIVATIONS].steps("encoder") == [0, 1, 2]
+    assert seen[K.GRADIENTS].steps("encoder", "weight") == [0, 1, 2]
+
+
+def test_closure_optimizer_records_the_gradient_the_step_starts_from(torch):
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.LBFGS(model.parameters(), max_iter=3)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    seen = recorder(K.GRADIENTS)
+    first_gradients = []
+    with ikkuna.attach(model, optimizer=optimizer, metrics=[seen], sinks=[]):
+        for _ in range(2):
+            calls = []
+
+            def closure():
+                optimizer.zero_grad()
+                loss = (model(x) - y).pow(2).mean()
+                loss.backward()
+                calls.append(model.weight.grad.clone())
+                return loss
+
+            optimizer.step(closure)
+            first_gradients.append(calls[0])
+    assert seen.steps("model", "weight") == [0, 1]
+    for step, expected in enumerate(first_gradients):
+        np.testing.assert_array_equal(seen.at(step, "model", "weight").values, expected.numpy())
+
+
+def test_two_optimizers_after_one_backward_make_one_step_each_updating_its_own_part(torch):
+    model = mlp(torch)
+    first = torch.optim.SGD(model[0].parameters(), lr=0.1)
+    second = torch.optim.Adam(model[2].parameters(), lr=0.01)
+    seen = recorders(K.UPDATES, K.WEIGHTS)
+    with ikkuna.attach(model, metrics=list(seen.values())) as monitor:
+        for step in range(3):
+            inputs, labels = vector_batch(torch, seed=step)
+            first.zero_grad()
+            second.zero_grad()
+            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+            first.step()
+            second.step()
+            monitor.log(loss=1.0)
+    assert monitor.step == 2
+    for layer in ("0", "2"):
+        assert seen[K.UPDATES].steps(layer, "weight") == [0, 1, 2]
+        assert all(np.any(seen[K.UPDATES].at(s, layer, "weight").values != 0) for s in range(3))
+    np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2])
+
+
+def test_activation_checkpointing_does_not_record_the_recomputed_forward(torch):
+    from torch.utils.checkpoint import checkpoint
+
+    block = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    head = torch.nn.Linear(4, 2)
+    model = torch.nn.ModuleDict({"block": block, "head": head})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = recorder(K.ACTIVATIONS)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=[seen], sinks=[]):
+        for _ in range(2):
+            optimizer.zero_grad()
+            hidden = checkpoint(block, torch.randn(6, 4), use_reentrant=False)
+            head(hidden).sum().backward()
+            optimizer.step()
+    for step in (0, 1):
+        assert seen.at(step, "block.0").values.shape == (6, 4)
+
+
+def test_logging_outputs_the_adapter_already_recorded_warns_once_and_counts_them_once(torch):
+    model = mlp(torch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = recorder(K.OUTPUTS)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=[seen], sinks=[]) as monitor:
+        with pytest.warns(RuntimeWarning, match="already recorded") as caught:
+            for step in range(2):
+                inputs, labels = vector_batch(torch, seed=step)
+                outputs = model(inputs)
+                torch.nn.functional.cross_entropy(outputs, labels).backward()
+                optimizer.step()
+                monitor.log(outputs=outputs)
+    assert len(caught) == 1
+    assert [s.values.shape[0] for s in seen.seen] == [BATCH, BATCH]
+
+
+def test_a_child_called_model_does_not_collide_with_the_root_layer(torch):
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+            self.model = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.model(x) * self.scale
+
+    wrapper = Wrapper()
+    optimizer = torch.optim.SGD(wrapper.parameters(), lr=0.1)
+    with ikkuna.attach(wrapper, optimizer=optimizer, metrics=["weight_norm"], sinks=[]) as monitor:
+        names = [layer.name for layer in monitor.layers]
+    assert sorted(names) == ["model", "model_"]
+
+
+def test_a_failing_install_leaves_no_hooks_and_closes_the_run(torch, monkeypatch, private_store):
+    from ikkuna.adapters.torch import TorchAdapter
+
+    model = mlp(torch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    original = TorchAdapter._install_optimizer_hooks
+
+    def broken(self):
+        original(self)
+        raise RuntimeError("install broke half way")
+
+    monkeypatch.setattr(TorchAdapter, "_install_optimizer_hooks", broken)
+    with pytest.raises(RuntimeError, match="half way"):
+        ikkuna.attach(model, optimizer=optimizer, run="broken")
+    assert module_hook_counts(model) == NO_MODULE_HOOKS
+    assert len(optimizer._optimizer_step_pre_hooks) == len(optimizer._optimizer_step_post_hooks) == 0
+    assert all(run.finished for run in ikkuna.list_runs(private_store))
+
+
+def test_layers_selection_that_matches_nothing_is_an_error_listing_the_layers(torch):
+    with pytest.raises(ValueError, match="encoder.*matches no layer.*0, 1, 2"):
+        ikkuna.attach(mlp(torch), layers="encoder.*", sinks=[])
+
+
+def test_naming_a_framework_the_model_is_not_of_is_an_unsupported_model_error(torch):
+    with pytest.raises(ikkuna.UnsupportedModelError, match="torch.nn.Module.*builtins.object"):
+        ikkuna.attach(object(), framework="torch")
+
+
+def test_sinks_accept_a_sink_class(torch, private_store):
+    from ikkuna.sinks.store import StoreSink
+
+    model = mlp(torch)
+    with ikkuna.attach(model, metrics=[], sinks=[StoreSink]) as monitor:
+        assert monitor.store_path == private_store

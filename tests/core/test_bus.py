@@ -532,3 +532,28 @@ def test_metric_scope_follows_its_needs():
     assert metric_class(name="p", needs=("gradients",)).scope() == "parameter"
     assert metric_class(name="l", needs=("activations",)).scope() == "layer"
     assert metric_class(name="r", needs=("loss",)).scope() == "run"
+
+
+def test_calls_of_different_lengths_are_joined_as_rows_of_channels():
+    metric = ActivationRecorder()
+    bus, _ = make_bus(metric)
+    bus.open_step(0, 0)
+    layout = Layout(batch_axis=0, channel_axis=-1)
+    short = np.arange(2 * 3 * 4.0).reshape(2, 3, 4)
+    long = np.arange(2 * 7 * 4.0).reshape(2, 7, 4) + 100
+    bus.publish(event("activations", short, layout=layout))
+    bus.publish(event("activations", long, layout=layout))
+    bus.close_step()
+    joined = metric.calls[0][3]["activations"]
+    np.testing.assert_array_equal(joined, np.concatenate([short.reshape(-1, 4), long.reshape(-1, 4)]))
+
+
+def test_calls_whose_channels_differ_keep_the_latest_call():
+    metric = ActivationRecorder()
+    bus, _ = make_bus(metric)
+    bus.open_step(0, 0)
+    layout = Layout(batch_axis=0, channel_axis=1)
+    bus.publish(event("activations", np.zeros((2, 3)), layout=layout))
+    bus.publish(event("activations", np.ones((2, 5)), layout=layout))
+    bus.close_step()
+    np.testing.assert_array_equal(metric.calls[0][3]["activations"], np.ones((2, 5)))

@@ -393,3 +393,16 @@ def test_reading_a_histogram_metric_as_floats_points_to_histograms(tmp_path):
             run.series("weight_histogram", "fc", "weight")
         with pytest.raises(KeyError, match=r"no metric 'nothing'"):
             run.histograms("nothing")
+
+
+def test_nan_and_infinities_are_stored_and_read_back_as_such(tmp_path):
+    sink = StoreSink(tmp_path)
+    sink.open(RunInfo("nan", "numpy"))
+    values = [1.0, float("nan"), float("inf"), -float("inf")]
+    sink.write([Record("nan", step, 0, "loss", None, None, v) for step, v in enumerate(values)])
+    sink.close()
+    with ikkuna.open_run("nan", store=tmp_path) as run:
+        series = run.series("loss")
+        np.testing.assert_array_equal(series.steps, [0, 1, 2, 3])
+        np.testing.assert_array_equal(series.values, values)  # NaN == NaN for this assert
+        assert np.isneginf(run.latest()[0].value)
