@@ -203,8 +203,7 @@ class KerasAdapter(Adapter):
             for layer in layers:
                 self._patches.replace(self._layers[layer.name], "call",
                                       functools.partial(self._layer_call, layer))
-        if K.INPUTS in kinds or K.OUTPUTS in kinds:
-            self._patches.replace(self.model, "call", self._model_call)
+        self._patches.replace(self.model, "call", self._model_call)
         if hasattr(self.model, "compute_loss"):
             self._patches.replace(self.model, "compute_loss", self._compute_loss)
         self._patches.replace(optimizer, "apply", self._apply)
@@ -248,6 +247,8 @@ class KerasAdapter(Adapter):
         def call(*args: Any, **kwargs: Any) -> Any:
             output = original(*args, **kwargs)
             if self._recording_pass(output):
+                if _tf().executing_eagerly() and self.monitor.between_steps:
+                    self.monitor.training_pass_started()  # values logged now belong to it
                 inputs = args[0] if args else next(iter(kwargs.values()), None)
                 for kind, value in ((K.INPUTS, inputs), (K.OUTPUTS, output)):
                     tensor = _first_tensor(value)
@@ -365,7 +366,7 @@ class KerasAdapter(Adapter):
         deliver = functools.partial(self._deliver, tuple(slots))
         tf = _tf()
         if tf.executing_eagerly():
-            deliver(*[t.numpy() for t in tensors])
+            deliver(*[np.asarray(t) for t in tensors])  # a functional model passes numpy inputs on
         else:
             tf.numpy_function(deliver, tensors, Tout=[], stateful=True, name="ikkuna_deliver")
 
@@ -458,7 +459,7 @@ def _first_tensor(value: Any) -> Any:
 def _is_eager(tensor: Any) -> bool:
     """An EagerTensor: asking for its graph raises."""
     try:
-        tensor.graph
+        _ = tensor.graph
     except AttributeError:
         return True
     return False

@@ -291,13 +291,13 @@ class Monitor:
 
 
 def _as_number(name: str, value: Any) -> float:
-    if hasattr(value, "shape") and hasattr(value, "item"):  # a tensor or numpy value
-        if _numel(value) != 1:
+    if hasattr(value, "shape") and (hasattr(value, "item") or hasattr(value, "__array__")):
+        if _numel(value) != 1:  # a tensor or numpy value
             raise TypeError(
                 f"monitor.log({name}=...) needs one number, got an array of shape "
                 f"{tuple(value.shape)}; arrays are accepted only for {', '.join(LOGGED_ARRAY_KINDS)}"
             )
-        value = value.item()
+        value = value.item() if hasattr(value, "item") else np.asarray(value).item()
     if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(
             f"monitor.log({name}=...) needs a number (int, float, or a one-element tensor), got "

@@ -15,6 +15,7 @@ from ikkuna.metrics import BUILTIN_METRICS
 from tests.adapters.keras_models import (
     BATCH,
     CLASSES,
+    IMAGE,
     LEARNING_RATE,
     compiled,
     embedding_model,
@@ -105,7 +106,7 @@ def check_every_kind(seen, emitted, expected, weights_after, initial, batches):
         assert sorted({s.step for s in seen[kind].seen}) == list(range(STEPS)), kind
     before = initial
     for step, wanted in enumerate(expected):
-        for name, value in wanted[K.ACTIVATIONS].items():
+        for name in wanted[K.ACTIVATIONS]:
             for kind in (K.ACTIVATIONS, K.OUTPUT_GRADIENTS):
                 close(seen[kind].at(step, name).values, wanted[kind][name],
                       f"{kind} of {name} at step {step}")
@@ -148,8 +149,8 @@ def test_fit_with_default_compile_produces_every_event_kind_with_tensorflows_val
     check_every_kind(seen, emitted, expected, weights_after, initial, batches)
 
 
-@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf_function"])
-def test_gradient_tape_loop_produces_every_event_kind_with_tensorflows_values(keras, tf, traced):
+def run_tape_loop(keras, tf, traced: bool):
+    """The GradientTape loop on ``small_cnn``, eager or in tf.function, checked kind by kind."""
     model = small_cnn(keras)
     optimizer = keras.optimizers.SGD(LEARNING_RATE)
     batches = [image_batch(seed=step) for step in range(STEPS)]
@@ -159,9 +160,7 @@ def test_gradient_tape_loop_produces_every_event_kind_with_tensorflows_values(ke
     expected = reference_steps(keras, tf, model, monitor, batches)
     variables = variables_by_role(model, monitor)
     initial = snapshot(variables)
-    step = tape_step(tf, keras)
-    if traced:
-        step = tf.function(step)
+    step = tf.function(tape_step(tf, keras)) if traced else tape_step(tf, keras)
     weights_after = []
     for inputs, labels in batches:
         loss, _ = step(model, optimizer, tf.constant(inputs), tf.constant(labels))
@@ -173,8 +172,18 @@ def test_gradient_tape_loop_produces_every_event_kind_with_tensorflows_values(ke
     check_every_kind(seen, emitted, expected, weights_after, initial, batches)
 
 
-def test_eager_loop_on_numpy_batches_records_the_inputs(keras, tf):
-    model = mlp(keras)
+def test_eager_gradient_tape_loop_produces_every_event_kind_with_tensorflows_values(keras, tf):
+    run_tape_loop(keras, tf, traced=False)
+
+
+def test_tf_function_gradient_tape_loop_produces_every_event_kind_with_tensorflows_values(
+        keras, tf):
+    run_tape_loop(keras, tf, traced=True)
+
+
+@pytest.mark.parametrize("build", [mlp, nested_functional], ids=["sequential", "functional"])
+def test_eager_loop_on_numpy_batches_records_the_inputs(keras, tf, build):
+    model = build(keras)
     optimizer = keras.optimizers.SGD(LEARNING_RATE)
     seen = recorders(K.INPUTS, K.ACTIVATIONS)
     with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()), sinks=[]):
@@ -182,7 +191,7 @@ def test_eager_loop_on_numpy_batches_records_the_inputs(keras, tf):
             inputs, labels = vector_batch(seed=step)
             tape_step(tf, keras)(model, optimizer, inputs, labels)  # numpy, as Keras allows
     np.testing.assert_array_equal(seen[K.INPUTS].at(1).values, vector_batch(seed=1)[0])
-    assert seen[K.ACTIVATIONS].steps("hidden") == [0, 1]
+    assert seen[K.ACTIVATIONS].steps("head") == [0, 1]
 
 
 def test_log_accepts_a_tensorflow_scalar_loss(keras, tf):
@@ -297,27 +306,55 @@ def test_fit_records_every_step_of_functional_and_subclassed_models(keras, build
 # -- non-interference ------------------------------------------------------------------------------
 
 
-def seeded_cnn_fit(keras, attached: bool):
-    """Seeded fit of the CNN (SGD momentum, 3 epochs, shuffled): its losses and final weights."""
+def seeded_cnn_fit(keras, attached: bool, metrics=ALL_METRIC_NAMES, build=None):
+    """Seeded fit of a CNN (SGD momentum, 3 epochs, shuffled): its losses and final weights."""
     keras.utils.set_random_seed(1)
-    model = compiled(keras, small_cnn(keras), momentum=0.9)
+    model = compiled(keras, (build or small_cnn)(keras), momentum=0.9)
     inputs, labels = fit_data(steps=4)
-    monitor = ikkuna.attach(model, metrics=ALL_METRIC_NAMES) if attached else None
+    monitor = ikkuna.attach(model, metrics=metrics) if attached else None
     history = model.fit(inputs, labels, batch_size=BATCH, epochs=3, shuffle=True, verbose=0)
     if monitor is not None:
         assert monitor.step == 11
         monitor.detach()
-        assert "weight_norm" in ikkuna.open_run(monitor.run).metrics()
+        assert set(metrics) <= set(ikkuna.open_run(monitor.run).metrics())
     return history.history["loss"], [w.copy() for w in model.get_weights()]
 
 
-def test_seeded_fit_gives_the_same_losses_and_weights_with_and_without_ikkuna(keras):
-    losses, weights = seeded_cnn_fit(keras, attached=False)
-    monitored_losses, monitored_weights = seeded_cnn_fit(keras, attached=True)
+def cnn_without_batchnorm(keras):
+    layers = keras.layers
+    inputs = keras.Input(IMAGE, name="images")
+    hidden = layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    hidden = layers.ReLU(name="relu")(layers.Flatten(name="flatten")(hidden))
+    return keras.Model(inputs, layers.Dense(CLASSES, name="head")(hidden), name="plain_cnn")
+
+
+GRADIENT_FREE_METRICS = [m.name for m in BUILTIN_METRICS if "gradients" not in m.needs]
+
+
+@pytest.mark.parametrize(
+    ("build", "metrics"),
+    [(cnn_without_batchnorm, ALL_METRIC_NAMES), (small_cnn, GRADIENT_FREE_METRICS)],
+    ids=["no-batchnorm-all-metrics", "batchnorm-gradient-free-metrics"],
+)
+def test_seeded_fit_gives_the_same_losses_and_weights_with_and_without_ikkuna(keras, build,
+                                                                              metrics):
+    losses, weights = seeded_cnn_fit(keras, attached=False, build=build)
+    monitored_losses, monitored_weights = seeded_cnn_fit(keras, attached=True, metrics=metrics,
+                                                         build=build)
     assert monitored_losses == losses
     assert len(monitored_weights) == len(weights)
     for plain, monitored in zip(weights, monitored_weights):
         np.testing.assert_array_equal(monitored, plain)
+
+
+def test_recording_gradients_in_fit_with_batchnorm_changes_weights_only_by_rounding(keras):
+    """Known limit (README): a second reader of the gradient tensors lets TensorFlow's graph
+    optimizer round BatchNormalization's updates differently, in the last bits."""
+    losses, weights = seeded_cnn_fit(keras, attached=False)
+    monitored_losses, monitored_weights = seeded_cnn_fit(keras, attached=True)
+    np.testing.assert_allclose(monitored_losses, losses, rtol=1e-6)
+    for plain, monitored in zip(weights, monitored_weights):
+        np.testing.assert_allclose(monitored, plain, rtol=1e-5, atol=1e-6)
 
 
 def seeded_tape_loop(keras, tf, attached: bool):
@@ -478,9 +515,9 @@ def test_callback_with_a_monitor_and_attach_options_is_a_type_error(keras):
     from ikkuna.keras import Callback
 
     model = compiled(keras, mlp(keras))
-    with ikkuna.attach(model, sinks=[]) as monitor:
-        with pytest.raises(TypeError, match="monitor or attach options"):
-            Callback(monitor, metrics=["weight_norm"])
+    with ikkuna.attach(model, sinks=[]) as monitor, pytest.raises(
+            TypeError, match="monitor or attach options"):
+        Callback(monitor, metrics=["weight_norm"])
 
 
 # -- eval passes -----------------------------------------------------------------------------------
@@ -493,8 +530,10 @@ def test_evaluate_predict_and_inference_calls_record_nothing_and_keep_the_step(k
     emitted = spy_on_emit(monitor)
     evaluation = image_batch(seed=99, size=7)
     inputs, labels = fit_data(steps=2)
+    between_steps = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: model(evaluation[0], training=False))
     model.fit(inputs, labels, batch_size=BATCH, epochs=2, shuffle=False, verbose=0,
-              validation_data=evaluation)
+              validation_data=evaluation, callbacks=[between_steps])
     assert monitor.step == 3
     emitted.clear()
     model.evaluate(*evaluation, verbose=0)
