@@ -13,13 +13,21 @@ FRAMEWORKS = ("torch", "keras")
 REQUIRE_ALL_VARIABLE = "IKKUNA_REQUIRE_ALL"
 
 
+REQUIRE_VARIABLE = "IKKUNA_REQUIRE"  # comma-separated modules one tox env must have
+
+
 def require_framework(module_name: str) -> ModuleType:
-    """Import a framework for a test; skip if missing, but fail under IKKUNA_REQUIRE_ALL=1."""
+    """Import a framework for a test; skip if missing, but fail where it is required.
+
+    ``IKKUNA_REQUIRE_ALL=1`` (CI) requires every framework; ``IKKUNA_REQUIRE=tensorflow,keras``
+    (a tox env) requires those.
+    """
     try:
         return importlib.import_module(module_name)
     except ImportError as error:
-        if os.environ.get(REQUIRE_ALL_VARIABLE) == "1":
-            pytest.fail(f"{module_name} is required (IKKUNA_REQUIRE_ALL=1) but not importable: {error}")
+        required = {name.strip() for name in os.environ.get(REQUIRE_VARIABLE, "").split(",")}
+        if os.environ.get(REQUIRE_ALL_VARIABLE) == "1" or module_name in required:
+            pytest.fail(f"{module_name} is required here but not importable: {error}")
         pytest.skip(f"{module_name} is not installed")
 
 
