@@ -235,7 +235,7 @@ class KerasAdapter(Adapter):
             if not self._recording_pass(output):
                 return output
             if K.ACTIVATIONS in self._kinds:
-                self._pending.append((_Slot(K.ACTIVATIONS, layer), output))
+                self._pending.append((_Slot(K.ACTIVATIONS, layer), _first_tensor(output)))
             if K.OUTPUT_GRADIENTS in self._kinds:
                 output = self._watch_gradient(output, _Slot(K.OUTPUT_GRADIENTS, layer))
             return output

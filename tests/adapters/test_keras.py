@@ -608,3 +608,20 @@ def test_a_metric_that_raises_in_fit_is_disabled_with_one_warning_and_fit_comple
         assert "exploding_metric" not in run.metrics()
         np.testing.assert_array_equal(run.series("weight_norm", "hidden", "weight").steps,
                                       range(steps))
+
+
+def test_a_layer_returning_a_tuple_records_its_first_output(keras):
+    class Split(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0, x * 3.0
+
+    inputs = keras.Input((4,))
+    doubled, tripled = Split(name="split")(inputs)
+    outputs = keras.layers.Dense(2, name="head")(keras.layers.Concatenate(name="join")([doubled, tripled]))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="mse")
+    seen = recorder(K.ACTIVATIONS)
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    with ikkuna.attach(model, metrics=[seen], sinks=[]):
+        model.fit(x, np.zeros((2, 2), np.float32), batch_size=2, epochs=1, verbose=0)
+    np.testing.assert_array_equal(seen.at(0, "split").values, x * 2.0)
