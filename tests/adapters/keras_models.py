@@ -8,15 +8,10 @@ modules collect (and skip) where Keras is not installed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-import ikkuna
-from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Layout
 
 CLASSES = 3
 BATCH = 4
@@ -184,77 +179,3 @@ def tape_step(tf: ModuleType, keras: ModuleType) -> Callable[..., tuple[Any, Any
 # -- recording metric --------------------------------------------------------------------------
 
 
-@dataclass
-class Seen:
-    """What one call of a recording metric received."""
-
-    layer: str | None
-    param: str | None
-    step: int
-    epoch: int
-    values: np.ndarray | None  # a private copy of the array, if the event had one
-    value: float | None
-    layout: Layout | None
-    matrix: np.ndarray | None  # Array.as_matrix() for per-parameter kinds
-
-
-class Recorder(ikkuna.Metric):
-    """Remembers every call it gets; records nothing. Subclassed per kind by :func:`recorder`."""
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.seen: list[Seen] = []
-
-    def compute(self, group: ikkuna.EventGroup) -> None:
-        kind = self.needs[0]
-        event = group.event(kind)
-        array = event.array
-        self.seen.append(Seen(
-            layer=group.layer.name if group.layer is not None else None,
-            param=group.param,
-            step=group.step,
-            epoch=group.epoch,
-            values=None if array is None else np.array(array.numpy(), copy=True),
-            value=event.value,
-            layout=None if array is None else array.layout,
-            matrix=array.as_matrix().copy() if array is not None and kind in K.PARAMETER_KINDS
-            else None,
-        ))
-
-    def steps(self, layer: str | None = None, param: str | None = None) -> list[int]:
-        return [s.step for s in self.seen if s.layer == layer and s.param == param]
-
-    def seen_layers(self) -> set[str | None]:
-        return {s.layer for s in self.seen}
-
-    def at(self, step: int, layer: str | None = None, param: str | None = None) -> Seen:
-        """The one call for (step, layer, param); fails if there were none or several."""
-        found = [s for s in self.seen if (s.step, s.layer, s.param) == (step, layer, param)]
-        assert len(found) == 1, f"{self.name}: {len(found)} calls for {(step, layer, param)}"
-        return found[0]
-
-
-def recorder(kind: str, **options: Any) -> Recorder:
-    """A fresh recording metric named ``record_<kind>`` that needs ``kind``."""
-    cls: Callable[..., Recorder] = type(
-        f"Record{kind.title().replace('_', '')}", (Recorder,),
-        {"name": f"record_{kind}", "needs": (kind,)},
-    )
-    return cls(**options)
-
-
-def recorders(*kinds: str, **options: Any) -> dict[str, Recorder]:
-    return {kind: recorder(kind, **options) for kind in kinds}
-
-
-def spy_on_emit(monitor: Any) -> list[tuple[str, int]]:
-    """Record (kind, step) of every event the adapter emits from now on."""
-    emitted: list[tuple[str, int]] = []
-    emit = monitor.emit
-
-    def spy(kind: str, **fields: Any) -> None:
-        emitted.append((kind, monitor.step))
-        emit(kind, **fields)
-
-    monitor.emit = spy
-    return emitted

@@ -25,16 +25,14 @@ from tests.adapters.keras_models import (
     mlp,
     nested_functional,
     nested_subclassed,
-    recorder,
-    recorders,
     small_cnn,
-    spy_on_emit,
     tape_step,
     token_batch,
     twin,
     variables_by_role,
     vector_batch,
 )
+from tests.adapters.recording import recorder, recorders, spy_on_emit
 
 STEPS = 3
 ARRAY_KINDS = (

@@ -10,13 +10,12 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
+from tests.adapters.recording import recorder, recorders, spy_on_emit
 from tests.adapters.torch_models import (
     BATCH,
     image_batch,
     mlp,
     module_hook_counts,
-    recorder,
-    recorders,
     small_cnn,
     train_step,
     vector_batch,
@@ -32,19 +31,6 @@ def global_optimizer_hooks() -> tuple[int, int]:
     optimizer_module = importlib.import_module("torch.optim.optimizer")
     return (len(optimizer_module._global_optimizer_pre_hooks),
             len(optimizer_module._global_optimizer_post_hooks))
-
-
-def spy_on_emit(monitor) -> list[tuple[str, int]]:
-    """Record (kind, step) of every event the adapter emits from now on."""
-    emitted: list[tuple[str, int]] = []
-    emit = monitor.emit
-
-    def spy(kind, **fields):
-        emitted.append((kind, monitor.step))
-        emit(kind, **fields)
-
-    monitor.emit = spy
-    return emitted
 
 
 # -- steps -------------------------------------------------------------------------------------

@@ -10,13 +10,12 @@ import pytest
 import ikkuna
 from ikkuna.core import kinds as K
 from ikkuna.metrics import BUILTIN_METRICS
+from tests.adapters.recording import recorder, recorders
 from tests.adapters.torch_models import (
     BATCH,
     deeper_cnn,
     embedding_model,
     image_batch,
-    recorder,
-    recorders,
     shared_linear_model,
     small_cnn,
     token_batch,
