@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 #: Frameworks with an adapter; framework tests are parametrized over these.
-FRAMEWORKS = ("torch", "keras")
+FRAMEWORKS = ("torch", "keras", "jax")
 REQUIRE_ALL_VARIABLE = "IKKUNA_REQUIRE_ALL"
 
 
@@ -55,6 +55,14 @@ def keras() -> ModuleType:
     module = require_framework("keras")
     module.utils.set_random_seed(0)
     return module
+
+
+@pytest.fixture
+def jax() -> ModuleType:
+    """JAX with Flax NNX and optax; skips (or fails under IKKUNA_REQUIRE_ALL=1) without them."""
+    require_framework("flax")
+    require_framework("optax")
+    return require_framework("jax")
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ from ikkuna.core.hookspecs import hookimpl
 
 @hookimpl
 def ikkuna_adapters() -> list[type]:
+    from ikkuna.adapters.jax import JaxAdapter
     from ikkuna.adapters.keras import KerasAdapter
     from ikkuna.adapters.torch import TorchAdapter
 
-    return [TorchAdapter, KerasAdapter]
+    return [TorchAdapter, KerasAdapter, JaxAdapter]

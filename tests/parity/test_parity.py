@@ -14,7 +14,7 @@ import pytest
 import ikkuna
 from ikkuna.core import kinds as K
 from ikkuna.metrics import BUILTIN_METRICS
-from tests.parity import keras_parity, torch_parity
+from tests.parity import jax_parity, keras_parity, torch_parity
 from tests.parity.specs import ARCHITECTURES, STEPS
 
 COMPARED_KINDS = (K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES)
@@ -53,10 +53,19 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str,
                                err_msg=what)
 
 
+#: Every framework and training style compared with torch.
+CANDIDATES = [("keras", style) for style in keras_parity.STYLES] + [
+    ("jax", style) for style in jax_parity.STYLES
+]
+CANDIDATE_IDS = [f"{framework}-{style}" for framework, style in CANDIDATES]
+
+
 def run(framework: str, module: Any, architecture: str, style: str | None, **options: Any):
     spec = ARCHITECTURES[architecture]
     if framework == "torch":
         return torch_parity.train(module, spec, **options)
+    if framework == "jax":
+        return jax_parity.train(module, spec, style, **options)
     return keras_parity.train(module, spec, style, **options)
 
 
@@ -76,12 +85,14 @@ def reference(torch, architecture: str, cache: dict) -> tuple[dict, Any]:
     return cache[architecture]
 
 
-@pytest.mark.parametrize("style", keras_parity.STYLES)
+@pytest.mark.parametrize(("framework", "style"), CANDIDATES, ids=CANDIDATE_IDS)
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-def test_keras_matches_torch_event_by_event(torch, keras, architecture, style, torch_reference):
+def test_framework_matches_torch_event_by_event(request, torch, framework, style, architecture,
+                                                torch_reference):
+    module = request.getfixturevalue(framework)
     expected, _ = reference(torch, architecture, torch_reference)
     recorded = recorders()
-    run("keras", keras, architecture, style, metrics=list(recorded.values()), sinks=[])
+    run(framework, module, architecture, style, metrics=list(recorded.values()), sinks=[])
     for kind in COMPARED_KINDS:
         actual = recorded[kind].seen
         assert set(actual) == set(expected[kind]), f"{kind}: different (layer, param, step) keys"
@@ -94,15 +105,15 @@ def test_keras_matches_torch_event_by_event(torch, keras, architecture, style, t
             assert_close(actual[key], values, f"{kind} {key}", scale)
 
 
-@pytest.mark.parametrize("style", keras_parity.STYLES)
+@pytest.mark.parametrize(("framework", "style"), CANDIDATES, ids=CANDIDATE_IDS)
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-def test_keras_matches_torch_for_every_builtin_metric(torch, keras, architecture, style,
-                                                      torch_reference):
+def test_framework_matches_torch_for_every_builtin_metric(request, torch, framework, style,
+                                                          architecture, torch_reference):
+    module = request.getfixturevalue(framework)
     _, torch_monitor = reference(torch, architecture, torch_reference)
-    keras_monitor = run("keras", keras, architecture, style,
-                        metrics=[m.name for m in BUILTIN_METRICS])
+    other = run(framework, module, architecture, style, metrics=[m.name for m in BUILTIN_METRICS])
     with ikkuna.open_run(torch_monitor.run, store=torch_monitor.store_path) as expected, \
-            ikkuna.open_run(keras_monitor.run) as actual:
+            ikkuna.open_run(other.run) as actual:
         metrics = [m for m in expected.metrics() if not m.startswith("canonical_")]
         assert {m.name for m in BUILTIN_METRICS} <= set(metrics)
         assert set(actual.metrics()) >= set(metrics)

@@ -1,0 +1,304 @@
+"""JAX adapter (Flax NNX + optax): patched module and optimizer classes to events.
+
+JAX has no hooks and compiles training steps, so values leave the step through
+``jax.debug.callback`` (ordered, so they reach the host in program order, jitted or not):
+each selected layer's output when it is computed under differentiation (a training pass:
+``nnx.grad``/``nnx.value_and_grad``), its gradient through an identity with a custom VJP, and
+at ``optimizer.update`` the gradients, the weights after the update and the updates; that
+last callback closes the step. The patch swaps the class of each monitored instance for a
+subclass that wraps ``__call__``/``update`` (Python looks ``__call__`` up on the type), so
+the model is not rewritten and ``detach()`` swaps the classes back. A jitted step traced
+while attached keeps its callbacks until it is traced again; they do nothing after detach.
+
+JAX and Flax are imported on first use, never when ikkuna is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ikkuna.adapters.base import Adapter
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.layers import LayerInfo
+
+ROLES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
+CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
+_AUTODIFF_TRACERS = ("JVPTracer", "LinearizeTracer")
+#: A step's host buffer is dropped beyond this many arrays (forwards under grad, no update).
+_MAX_BUFFERED = 10_000
+
+
+def _nnx() -> Any:
+    try:
+        from flax import nnx
+    except ImportError as error:  # pragma: no cover - only without flax
+        raise ImportError("the JAX adapter needs jax, flax and optax: "
+                          "pip install 'ikkuna[jax]'") from error
+    return nnx
+
+
+def _jax() -> Any:
+    import jax
+
+    return jax
+
+
+def layer_kind(module: Any) -> str:
+    nnx = _nnx()
+    if isinstance(module, nnx.Linear):
+        return "dense"
+    if isinstance(module, nnx.Conv) and len(module.kernel_size) == 2:
+        return "conv2d"
+    if isinstance(module, (nnx.BatchNorm, nnx.LayerNorm, nnx.RMSNorm, nnx.GroupNorm)):
+        return "norm"
+    if isinstance(module, nnx.Embed):
+        return "embedding"
+    return "other"
+
+
+def parameter_layout(ndim: int) -> Layout:
+    """Flax kernels are ``(in, out)``, conv kernels ``(*kernel, in, out)``, embeddings
+    ``(num, features)``: outputs last, inputs next to last."""
+    if ndim == 0:
+        return Layout()
+    if ndim == 1:
+        return Layout(out_axis=0)
+    return Layout(out_axis=ndim - 1, in_axis=ndim - 2)
+
+
+def _host_array(value: Any, layout: Layout) -> Array:
+    array = np.array(value, copy=True)
+    if array.dtype.name == "bfloat16":
+        array = array.astype(np.float32)
+    return Array(array, np.asarray, shape=array.shape, dtype=array.dtype.name, layout=layout)
+
+
+def _is_training_value(value: Any) -> bool:
+    """A value computed under differentiation (grad/value_and_grad): a training pass."""
+    return any(c.__name__ in _AUTODIFF_TRACERS for c in type(value).__mro__)
+
+
+@dataclass(frozen=True)
+class _Param:
+    layer: LayerInfo
+    role: str
+    layout: Layout
+
+
+class _ClassSwaps:
+    """Instances whose class was swapped for a patched subclass, and their own classes."""
+
+    def __init__(self) -> None:
+        self._swapped: list[tuple[Any, type]] = []
+
+    def swap(self, instance: Any, methods: dict[str, Callable[..., Any]]) -> None:
+        original = type(instance)
+        patched = type(original.__name__, (original,),
+                       {**methods, "__module__": original.__module__,
+                        "__qualname__": original.__qualname__})
+        object.__setattr__(instance, "__class__", patched)
+        self._swapped.append((instance, original))
+
+    def restore(self) -> None:
+        for instance, original in reversed(self._swapped):
+            object.__setattr__(instance, "__class__", original)
+        self._swapped.clear()
+
+
+class JaxAdapter(Adapter):
+    """Monitors a Flax NNX module trained with an ``nnx.Optimizer``."""
+
+    framework = "jax"
+    accepted = "flax.nnx.Module (trained with an nnx.Optimizer)"
+    install_hint = "pip install 'ikkuna[jax]'"
+
+    def __init__(self, model: Any, optimizer: Any = None) -> None:
+        super().__init__(model, optimizer)
+        nnx = _nnx()
+        if not isinstance(optimizer, nnx.Optimizer):
+            raise TypeError(
+                "a Flax NNX model needs optimizer=<the nnx.Optimizer that trains it>, got "
+                f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+            )
+        self._modules: dict[str, Any] = {}
+        self._params: dict[tuple[Any, ...], _Param] = {}
+        self._swaps = _ClassSwaps()
+        self._buffer: list[tuple[str, LayerInfo | None, Any]] = []
+        self._lock = threading.Lock()
+        self._attached = False
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        if "flax" not in sys.modules:
+            return False
+        return isinstance(model, _nnx().Module)
+
+    def versions(self) -> dict[str, str]:
+        import flax
+        import optax
+
+        return {"jax": _jax().__version__, "flax": flax.__version__, "optax": optax.__version__}
+
+    def as_array(self, value: Any, layout: Layout) -> Array:
+        return _host_array(value, layout)
+
+    # -- layers -------------------------------------------------------------------------------
+
+    def layers(self) -> list[LayerInfo]:
+        nnx = _nnx()
+        found = []
+        for path, module in sorted(nnx.iter_modules(self.model), key=lambda item: item[0]):
+            children = list(nnx.iter_children(module))
+            own = {str(k): v for k, v in children if isinstance(v, nnx.Param)}
+            has_submodules = any(isinstance(v, nnx.Module) for _, v in children)
+            if not path or (has_submodules and not own):
+                continue
+            name = ".".join(str(part) for part in path)
+            info = LayerInfo(name, layer_kind(module), self.framework,
+                             {key: ROLES.get(key, key) for key in own})
+            found.append(info)
+            self._modules[name] = module
+            for key, variable in own.items():
+                self._params[(*path, key)] = _Param(info, info.params[key],
+                                                    parameter_layout(np.ndim(variable[...])))
+        return found
+
+    # -- installing ---------------------------------------------------------------------------
+
+    def install(self, monitor: Any, layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+        self.monitor = monitor
+        self._kinds = kinds
+        self._selected = {layer.name for layer in layers}
+        if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
+            for layer in layers:
+                module = self._modules[layer.name]
+                self._swaps.swap(module, {"__call__": self._layer_call(layer, type(module).__call__)})
+        if K.INPUTS in kinds or K.OUTPUTS in kinds:
+            self._swaps.swap(self.model, {"__call__": self._model_call(type(self.model).__call__)})
+        self._swaps.swap(self.optimizer, {"update": self._update(type(self.optimizer).update)})
+        self._attached = True
+
+    def remove(self) -> None:
+        self._attached = False
+        self._swaps.restore()
+        with self._lock:
+            self._buffer.clear()
+
+    # -- patched methods (run eagerly, or while a step is traced) -----------------------------
+
+    def _layer_call(self, layer: LayerInfo, original: Callable[..., Any]) -> Callable[..., Any]:
+        adapter = self
+
+        def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
+            output = original(module, *args, **kwargs)
+            if not _is_training_value(output):
+                return output
+            if K.ACTIVATIONS in adapter._kinds:
+                adapter._send(K.ACTIVATIONS, layer, output)
+            if K.OUTPUT_GRADIENTS in adapter._kinds:
+                output = adapter._watch_gradient(layer, output)
+            return output
+
+        return __call__
+
+    def _model_call(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        adapter = self
+
+        def __call__(model: Any, *args: Any, **kwargs: Any) -> Any:
+            output = original(model, *args, **kwargs)
+            if _is_training_value(output):
+                if args and K.INPUTS in adapter._kinds:
+                    adapter._send(K.INPUTS, None, args[0])
+                if K.OUTPUTS in adapter._kinds:
+                    adapter._send(K.OUTPUTS, None, output)
+            return output
+
+        return __call__
+
+    def _update(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        adapter = self
+
+        def update(optimizer: Any, model: Any, grads: Any, /, **kwargs: Any) -> Any:
+            nnx, jax = _nnx(), _jax()
+            wrt = optimizer.wrt
+            # the values (immutable arrays) before the update; the state holds live Variables
+            before = ({path: v[...] for path, v in nnx.to_flat_state(nnx.state(model, wrt))}
+                      if K.UPDATES in adapter._kinds else {})
+            result = original(optimizer, model, grads, **kwargs)
+            paths, gradients, weights, updates = [], [], [], []
+            grad_leaves = dict(nnx.to_flat_state(grads))
+            for path, variable in nnx.to_flat_state(nnx.state(model, wrt)):
+                if path not in adapter._params:
+                    continue
+                paths.append(path)
+                weights.append(variable[...])
+                grad = grad_leaves.get(path)
+                gradients.append(grad[...] if grad is not None else None)
+                if path in before:
+                    updates.append(variable[...] - before[path])
+            jax.debug.callback(
+                lambda g, w, u: adapter._deliver_step(paths, g, w, u),
+                gradients, weights, updates, ordered=True,
+            )
+            return result
+
+        return update
+
+    def _send(self, kind: str, layer: LayerInfo | None, value: Any) -> None:
+        _jax().debug.callback(lambda v: self._buffer_value(kind, layer, v), value, ordered=True)
+
+    def _watch_gradient(self, layer: LayerInfo, output: Any) -> Any:
+        jax = _jax()
+        adapter = self
+
+        @jax.custom_vjp
+        def identity(x: Any) -> Any:
+            return x
+
+        def forward(x: Any) -> tuple[Any, None]:
+            return x, None
+
+        def backward(_: None, gradient: Any) -> tuple[Any]:
+            adapter._send(K.OUTPUT_GRADIENTS, layer, gradient)
+            return (gradient,)
+
+        identity.defvjp(forward, backward)
+        return identity(output)
+
+    # -- host side ----------------------------------------------------------------------------
+
+    def _buffer_value(self, kind: str, layer: LayerInfo | None, value: Any) -> None:
+        with self._lock:
+            if self._attached and len(self._buffer) < _MAX_BUFFERED:
+                self._buffer.append((kind, layer, np.array(value, copy=True)))
+
+    def _deliver_step(self, paths: list[tuple[Any, ...]], gradients: list[Any],
+                      weights: list[Any], updates: list[Any]) -> None:
+        with self._lock:
+            buffered, self._buffer = self._buffer, []
+        if not self._attached:
+            return
+        monitor = self.monitor
+        monitor.training_pass_started()
+        monitor.optimizer_step_started()
+        monitor.emit(K.STEP_STARTED)
+        for kind, layer, value in buffered:
+            if monitor.recording(kind) and (layer is None or layer.name in self._selected):
+                monitor.emit(kind, layer=layer, array=_host_array(value, CHANNELS_LAST))
+        for kind, values in ((K.GRADIENTS, gradients), (K.WEIGHTS, weights), (K.UPDATES, updates)):
+            if not values or not monitor.recording(kind):
+                continue
+            for path, value in zip(paths, values):
+                param = self._params[path]
+                if value is not None and param.layer.name in self._selected:
+                    monitor.emit(kind, layer=param.layer, param=param.role,
+                                 array=_host_array(value, param.layout))
+        monitor.emit(K.STEP_FINISHED)
+        monitor.optimizer_step_finished()
