@@ -35,11 +35,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``ikkuna.keras`` is imported on first use (it imports Keras and TensorFlow)."""
-    if name == "keras":
+    """``ikkuna.keras`` and ``ikkuna.jax`` are imported on first use (they import frameworks)."""
+    if name in ("keras", "jax"):
         import importlib
 
-        return importlib.import_module("ikkuna.keras")
+        return importlib.import_module(f"ikkuna.{name}")
     raise AttributeError(f"module 'ikkuna' has no attribute {name!r}")
 
 __all__ = [

@@ -10,8 +10,8 @@ from ikkuna.core.hookspecs import hookimpl
 
 @hookimpl
 def ikkuna_adapters() -> list[type]:
-    from ikkuna.adapters.jax import JaxAdapter
+    from ikkuna.adapters.jax import JaxAdapter, JaxPytreeAdapter
     from ikkuna.adapters.keras import KerasAdapter
     from ikkuna.adapters.torch import TorchAdapter
 
-    return [TorchAdapter, KerasAdapter, JaxAdapter]
+    return [TorchAdapter, KerasAdapter, JaxAdapter, JaxPytreeAdapter]

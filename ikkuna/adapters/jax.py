@@ -302,3 +302,132 @@ class JaxAdapter(Adapter):
                                  array=_host_array(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
+
+
+class JaxPytreeAdapter(Adapter):
+    """Monitors pure JAX training: a params pytree (nested dicts of arrays, e.g. Flax linen's
+    ``variables["params"]``) whose steps report themselves with :func:`record_step`.
+
+    A layer is a dict whose values include arrays: ``{"dense1": {"kernel": k, "bias": b}}``
+    has the layer ``dense1``; a top-level ``"params"`` key is looked through.
+    """
+
+    framework = "jax-pytree"
+    accepted = "a JAX params pytree (nested dicts of jax.Array), stepped with ikkuna.jax.record_step"
+    install_hint = "pip install 'ikkuna[jax]'"
+
+    def __init__(self, model: Any, optimizer: Any = None) -> None:
+        super().__init__(model, optimizer)
+        self._params: dict[tuple[str, ...], _Param] = {}
+        self._attached = False
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        jax = sys.modules.get("jax")
+        if jax is None or not isinstance(model, dict) or not model:
+            return False
+        leaves = jax.tree_util.tree_leaves(model)
+        return bool(leaves) and all(isinstance(leaf, jax.Array) for leaf in leaves)
+
+    def versions(self) -> dict[str, str]:
+        return {"jax": _jax().__version__}
+
+    def as_array(self, value: Any, layout: Layout) -> Array:
+        return _host_array(value, layout)
+
+    def layers(self) -> list[LayerInfo]:
+        found: list[LayerInfo] = []
+        self._walk(_look_through_params(self.model), (), found)
+        return found
+
+    def _walk(self, tree: dict[str, Any], path: tuple[str, ...], found: list[LayerInfo]) -> None:
+        arrays = {str(k): v for k, v in tree.items() if not isinstance(v, dict)}
+        if arrays and path:
+            info = LayerInfo(".".join(path), "other", self.framework,
+                             {key: ROLES.get(key, key) for key in arrays})
+            found.append(info)
+            for key, value in arrays.items():
+                self._params[(*path, key)] = _Param(info, info.params[key],
+                                                    parameter_layout(np.ndim(value)))
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                self._walk(value, (*path, str(key)), found)
+
+    def install(self, monitor: Any, layers: list[LayerInfo], kinds: frozenset[str]) -> None:
+        self.monitor = monitor
+        self._selected = {layer.name for layer in layers}
+        self._layers = {layer.name: layer for layer in layers}
+        self._attached = True
+
+    def remove(self) -> None:
+        self._attached = False
+
+    def flatten(self, tree: Any) -> dict[tuple[str, ...], Any]:
+        """The leaves of a params-shaped pytree (grads, updates, params) by their path."""
+        flat: dict[tuple[str, ...], Any] = {}
+
+        def walk(node: Any, path: tuple[str, ...]) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    walk(value, (*path, str(key)))
+            elif (*path,) in self._params:
+                flat[path] = node
+
+        walk(_look_through_params(tree) if isinstance(tree, dict) else tree, ())
+        return flat
+
+    def deliver(self, values: dict[str, Any]) -> None:
+        """Host side of :func:`record_step`: one step's values, as numpy."""
+        if not self._attached:
+            return
+        monitor = self.monitor
+        monitor.training_pass_started()
+        monitor.optimizer_step_started()
+        monitor.emit(K.STEP_STARTED)
+        for name, value in values.get(K.ACTIVATIONS, {}).items():
+            layer = self._layers.get(name)
+            if layer is not None and monitor.recording(K.ACTIVATIONS):
+                monitor.emit(K.ACTIVATIONS, layer=layer, array=_host_array(value, CHANNELS_LAST))
+        for kind in (K.GRADIENTS, K.WEIGHTS, K.UPDATES):
+            if not monitor.recording(kind):
+                continue
+            for path, value in values.get(kind, {}).items():
+                param = self._params[path]
+                if param.layer.name in self._selected:
+                    monitor.emit(kind, layer=param.layer, param=param.role,
+                                 array=_host_array(value, param.layout))
+        monitor.emit(K.STEP_FINISHED)
+        monitor.optimizer_step_finished()
+        if K.LOSS in values:
+            monitor.log(loss=float(np.asarray(values[K.LOSS])))
+
+
+def _look_through_params(tree: dict[str, Any]) -> dict[str, Any]:
+    return tree["params"] if set(tree) == {"params"} and isinstance(tree["params"], dict) else tree
+
+
+def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates: Any = None,
+                activations: dict[str, Any] | None = None, loss: Any = None) -> None:
+    """Report one training step of pure JAX code to ``monitor``; call it inside the step,
+    jitted or not, after the new params are computed.
+
+    ``grads``, ``params`` (after the update) and ``updates`` are pytrees shaped like the
+    params given to ``ikkuna.attach``; ``activations`` maps layer names to their outputs
+    (for example Flax linen's ``sow``/``capture_intermediates``); ``loss`` is a scalar.
+    Everything leaves the step in one ordered ``jax.debug.callback``.
+    """
+    adapter = monitor.adapter
+    if not isinstance(adapter, JaxPytreeAdapter):
+        raise TypeError(
+            "ikkuna.jax.record_step needs a monitor attached to a JAX params pytree "
+            f"(ikkuna.attach(params)), got one for {adapter.framework!r}"
+        )
+    values: dict[str, Any] = {}
+    for kind, tree in ((K.GRADIENTS, grads), (K.WEIGHTS, params), (K.UPDATES, updates)):
+        if tree is not None:
+            values[kind] = adapter.flatten(tree)
+    if activations:
+        values[K.ACTIVATIONS] = dict(activations)
+    if loss is not None:
+        values[K.LOSS] = loss
+    _jax().debug.callback(adapter.deliver, values, ordered=True)

@@ -1,0 +1,92 @@
+"""Pure JAX training (a params pytree) reported with ikkuna.jax.record_step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ikkuna
+from ikkuna.core import kinds as K
+from tests.adapters.recording import recorders
+
+STEPS = 3
+
+
+def make_params(jnp):
+    rng = np.random.default_rng(0)
+    return {"params": {
+        "dense1": {"kernel": jnp.asarray(rng.standard_normal((4, 8)), jnp.float32),
+                   "bias": jnp.zeros(8, jnp.float32)},
+        "dense2": {"kernel": jnp.asarray(rng.standard_normal((8, 3)), jnp.float32),
+                   "bias": jnp.zeros(3, jnp.float32)},
+    }}
+
+
+def make_step(jax, monitor, jit: bool):
+    import optax
+
+    tx = optax.sgd(0.1)
+
+    def apply(params, x):
+        p = params["params"]
+        hidden = jax.nn.relu(x @ p["dense1"]["kernel"] + p["dense1"]["bias"])
+        return hidden @ p["dense2"]["kernel"] + p["dense2"]["bias"], {"dense1": hidden}
+
+    def step(params, opt_state, x, y):
+        def loss_fn(p):
+            logits, intermediates = apply(p, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), intermediates
+
+        (loss, intermediates), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        if monitor is not None:
+            ikkuna.jax.record_step(monitor, grads=grads, params=new_params, updates=updates,
+                                   activations=intermediates, loss=loss)
+        return new_params, opt_state, grads, loss
+
+    return (jax.jit(step) if jit else step), tx
+
+
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "eager"])
+def test_record_step_gives_every_parameter_kind_activations_and_loss(jax, jit):
+    jnp = jax.numpy
+    params = make_params(jnp)
+    seen = recorders(K.GRADIENTS, K.WEIGHTS, K.UPDATES, K.ACTIVATIONS)
+    with ikkuna.attach(params, metrics=list(seen.values())) as monitor:
+        step, tx = make_step(jax, monitor, jit)
+        opt_state = tx.init(params)
+        x, y = jnp.ones((2, 4)), jnp.array([0, 1])
+        history = []
+        for _ in range(STEPS):
+            before = params
+            params, opt_state, grads, loss = step(params, opt_state, x, y)
+            history.append((before, params, grads, float(loss)))
+    assert [layer.name for layer in monitor.layers] == ["dense1", "dense2"]
+    def get(tree):
+        return np.asarray(tree["params"]["dense1"]["kernel"])
+
+    for index, (before, after, grads, _) in enumerate(history):
+        np.testing.assert_array_equal(seen[K.GRADIENTS].at(index, "dense1", "weight").values, get(grads))
+        np.testing.assert_array_equal(seen[K.WEIGHTS].at(index, "dense1", "weight").values, get(after))
+        np.testing.assert_allclose(seen[K.UPDATES].at(index, "dense1", "weight").values,
+                                   get(after) - get(before), rtol=0, atol=1e-7)
+        assert seen[K.ACTIVATIONS].at(index, "dense1").values.shape == (2, 8)
+    np.testing.assert_allclose(monitor.series("loss").values, [h[3] for h in history], rtol=1e-6)
+    assert seen[K.WEIGHTS].at(0, "dense1", "weight").layout.out_axis == 1
+
+
+def test_record_step_with_a_monitor_of_another_framework_is_a_type_error(jax):
+    from flax import nnx
+    import optax
+
+    model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
+    with ikkuna.attach(model, optimizer=nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
+                       sinks=[]) as monitor:
+        with pytest.raises(TypeError, match="params pytree"):
+            ikkuna.jax.record_step(monitor, loss=1.0)
+
+
+def test_a_pytree_that_is_not_all_jax_arrays_is_not_accepted(jax):
+    with pytest.raises(ikkuna.UnsupportedModelError, match="JAX params pytree"):
+        ikkuna.attach({"dense": {"kernel": np.zeros((2, 2))}})
