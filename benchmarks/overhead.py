@@ -1,6 +1,6 @@
 """Overhead of ikkuna on training loops, as median time ratios to the same loop without it.
 
-    .venv/bin/python benchmarks/overhead.py [--framework torch keras] [--steps 30] [--rounds 5] [--json]
+    .venv/bin/python benchmarks/overhead.py [--framework torch keras jax] [--steps 30] [--rounds 5] [--json]
 
 Each round times the loop without ikkuna and then with each configuration, on fresh copies of
 the same model, so drift on the machine hits all of them alike; ratios are per round, and the
@@ -110,6 +110,71 @@ def keras_loops() -> dict[str, Loop]:
     return {"keras fit mlp": loop(mlp, (64,)), "keras fit cnn": loop(cnn, (32, 32, 3))}
 
 
+def jax_loops() -> dict[str, Loop]:
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    class MLP(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.dense1 = nnx.Linear(64, 128, rngs=rngs)
+            self.dense2 = nnx.Linear(128, 64, rngs=rngs)
+            self.dense3 = nnx.Linear(64, 10, rngs=rngs)
+
+        def __call__(self, x: Any) -> Any:
+            return self.dense3(nnx.relu(self.dense2(nnx.relu(self.dense1(x)))))
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs: Any) -> None:
+            self.conv1 = nnx.Conv(3, 32, (3, 3), padding="SAME", rngs=rngs)
+            self.norm1 = nnx.BatchNorm(32, rngs=rngs)
+            self.conv2 = nnx.Conv(32, 64, (3, 3), padding="SAME", rngs=rngs)
+            self.norm2 = nnx.BatchNorm(64, rngs=rngs)
+            self.dense1 = nnx.Linear(64 * 8 * 8, 128, rngs=rngs)
+            self.dense2 = nnx.Linear(128, 10, rngs=rngs)
+
+        def __call__(self, x: Any) -> Any:
+            pool = lambda y: nnx.max_pool(y, (2, 2), strides=(2, 2))  # noqa: E731
+            x = pool(nnx.relu(self.norm1(self.conv1(x))))
+            x = pool(nnx.relu(self.norm2(self.conv2(x))))
+            return self.dense2(nnx.relu(self.dense1(x.reshape(x.shape[0], -1))))
+
+    labels = jnp.asarray(np.random.default_rng(0).integers(0, CLASSES, BATCH))
+
+    def loop(build: Callable[[Any], Any], shape: tuple[int, ...]) -> Loop:
+        inputs = jnp.asarray(np.random.default_rng(1).standard_normal((BATCH, *shape)), jnp.float32)
+
+        def timed(options: Any, steps: int) -> float:
+            model = build(nnx.Rngs(0))
+            optimizer = nnx.Optimizer(model, optax.sgd(0.01, momentum=0.9), wrt=nnx.Param)
+            monitor = (None if options is None
+                       else ikkuna.attach(model, optimizer=optimizer, **options))
+
+            @nnx.jit
+            def train_step(model: Any, optimizer: Any) -> Any:
+                def loss_function(model: Any) -> Any:
+                    logits = model(inputs)
+                    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+                loss, grads = nnx.value_and_grad(loss_function)(model)
+                optimizer.update(model, grads)
+                return loss
+
+            def step() -> None:
+                jax.block_until_ready(train_step(model, optimizer))
+
+            elapsed = _time_steps(step, steps, None)
+            jax.effects_barrier()
+            if monitor is not None:
+                monitor.detach()
+            return elapsed
+
+        return timed
+
+    return {"jax jit mlp": loop(MLP, (64,)), "jax jit cnn": loop(CNN, (32, 32, 3))}
+
+
 def _time_steps(step: Callable[[], None], steps: int, monitor: Any) -> float:
     step()  # warm-up
     start = time.perf_counter()
@@ -121,7 +186,7 @@ def _time_steps(step: Callable[[], None], steps: int, monitor: Any) -> float:
     return elapsed
 
 
-LOOPS = {"torch": torch_loops, "keras": keras_loops}
+LOOPS = {"torch": torch_loops, "keras": keras_loops, "jax": jax_loops}
 
 
 def measure(loops: dict[str, Loop], steps: int, rounds: int, store: str) -> dict[str, dict[str, float]]:
