@@ -1,14 +1,16 @@
 """JAX adapter (Flax NNX + optax): patched module and optimizer classes to events.
 
-JAX has no hooks and compiles training steps, so values leave the step through
-``jax.debug.callback`` (ordered, so they reach the host in program order, jitted or not):
-each selected layer's output when it is computed under differentiation (a training pass:
-``nnx.grad``/``nnx.value_and_grad``), its gradient through an identity with a custom VJP, and
-at ``optimizer.update`` the gradients, the weights after the update and the updates; that
-last callback closes the step. The patch swaps the class of each monitored instance for a
-subclass that wraps ``__call__``/``update`` (Python looks ``__call__`` up on the type), so
-the model is not rewritten and ``detach()`` swaps the classes back. A jitted step traced
-while attached keeps its callbacks until it is traced again; they do nothing after detach.
+JAX has no hooks and compiles training steps. The patch swaps the class of each monitored
+instance for a subclass that wraps ``__call__``/``update`` (Python looks ``__call__`` up on
+the type), so neither the model nor the step is rewritten, and ``detach()`` swaps them back.
+A layer's output computed under differentiation (a training pass inside ``nnx.grad`` /
+``nnx.value_and_grad``) is kept on the module in a private variable, which NNX carries out of
+the gradient transform; ``optimizer.update`` takes those variables off again and sends them,
+with the gradients, the weights after the update and the updates, to the host in one ordered
+``jax.debug.callback``, only on the steps the monitor's ``every=`` selects (other steps send
+an empty marker that counts them). Output gradients, which exist only in the backward pass,
+each leave through an identity with a custom VJP. A jitted step compiles once; one traced
+while attached keeps its (idle) callbacks after detach until it is traced again.
 
 JAX and Flax are imported on first use, never when ikkuna is imported.
 """
@@ -27,8 +29,12 @@ from ikkuna.adapters.base import Adapter
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo
+from ikkuna.core.schedule import Every
 
 ROLES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
+#: Attributes under which a training pass's outputs wait on their module for the update.
+CAPTURED_PREFIX = "_ikkuna_output_"
+CAPTURED_INPUTS, CAPTURED_OUTPUTS = "_ikkuna_inputs_", "_ikkuna_outputs_"
 CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 _AUTODIFF_TRACERS = ("JVPTracer", "LinearizeTracer")
 #: A step's host buffer is dropped beyond this many arrays (forwards under grad, no update).
@@ -80,6 +86,28 @@ def _host_array(value: Any, layout: Layout) -> Array:
     return Array(array, np.asarray, shape=array.shape, dtype=array.dtype.name, layout=layout)
 
 
+_captured_class: type | None = None
+
+
+def _captured_type() -> type:
+    """The Variable type that holds captured outputs (made once, when Flax is loaded)."""
+    global _captured_class
+    if _captured_class is None:
+        _captured_class = type("IkkunaCaptured", (_nnx().Variable,), {
+            "__doc__": "A value a training pass left for ikkuna's optimizer patch.",
+            "__module__": __name__,
+        })
+    return _captured_class
+
+
+def _keep(module: Any, prefix: str, value: Any) -> None:
+    """Leave ``value`` on ``module`` under the first free ``prefix<i>`` attribute."""
+    index = 0
+    while hasattr(module, f"{prefix}{index}"):
+        index += 1
+    setattr(module, f"{prefix}{index}", _captured_type()(value))
+
+
 def _is_training_value(value: Any) -> bool:
     """A value computed under differentiation (grad/value_and_grad): a training pass."""
     return any(c.__name__ in _AUTODIFF_TRACERS for c in type(value).__mro__)
@@ -129,6 +157,7 @@ class JaxAdapter(Adapter):
             )
         self._modules: dict[str, Any] = {}
         self._params: dict[tuple[Any, ...], _Param] = {}
+        self._layers_by_path: dict[tuple[Any, ...], LayerInfo] = {}
         self._swaps = _ClassSwaps()
         self._buffer: list[tuple[str, LayerInfo | None, Any]] = []
         self._lock = threading.Lock()
@@ -165,6 +194,7 @@ class JaxAdapter(Adapter):
                              {key: ROLES.get(key, key) for key in own})
             found.append(info)
             self._modules[name] = module
+            self._layers_by_path[tuple(path)] = info
             for key, variable in own.items():
                 self._params[(*path, key)] = _Param(info, info.params[key],
                                                     parameter_layout(np.ndim(variable[...])))
@@ -183,6 +213,7 @@ class JaxAdapter(Adapter):
         if K.INPUTS in kinds or K.OUTPUTS in kinds:
             self._swaps.swap(self.model, {"__call__": self._model_call(type(self.model).__call__)})
         self._swaps.swap(self.optimizer, {"update": self._update(type(self.optimizer).update)})
+        self._first_optimizer_step = int(np.asarray(self.optimizer.step[...]))
         self._attached = True
 
     def remove(self) -> None:
@@ -198,10 +229,10 @@ class JaxAdapter(Adapter):
 
         def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
             output = original(module, *args, **kwargs)
-            if not _is_training_value(output):
+            if not _is_training_value(output) or not hasattr(output, "shape"):
                 return output
             if K.ACTIVATIONS in adapter._kinds:
-                adapter._send(K.ACTIVATIONS, layer, output)
+                _keep(module, CAPTURED_PREFIX, output)
             if K.OUTPUT_GRADIENTS in adapter._kinds:
                 output = adapter._watch_gradient(layer, output)
             return output
@@ -213,11 +244,11 @@ class JaxAdapter(Adapter):
 
         def __call__(model: Any, *args: Any, **kwargs: Any) -> Any:
             output = original(model, *args, **kwargs)
-            if _is_training_value(output):
-                if args and K.INPUTS in adapter._kinds:
-                    adapter._send(K.INPUTS, None, args[0])
+            if _is_training_value(output) and hasattr(output, "shape"):
+                if args and hasattr(args[0], "shape") and K.INPUTS in adapter._kinds:
+                    _keep(model, CAPTURED_INPUTS, args[0])
                 if K.OUTPUTS in adapter._kinds:
-                    adapter._send(K.OUTPUTS, None, output)
+                    _keep(model, CAPTURED_OUTPUTS, output)
             return output
 
         return __call__
@@ -227,14 +258,16 @@ class JaxAdapter(Adapter):
 
         def update(optimizer: Any, model: Any, grads: Any, /, **kwargs: Any) -> Any:
             nnx, jax = _nnx(), _jax()
-            wrt = optimizer.wrt
-            # the values (immutable arrays) before the update; the state holds live Variables
-            before = ({path: v[...] for path, v in nnx.to_flat_state(nnx.state(model, wrt))}
+            step = optimizer.step[...]
+            # values (immutable arrays) before the update: the state holds live Variables
+            before = ({path: v[...] for path, v in nnx.to_flat_state(nnx.state(model, optimizer.wrt))}
                       if K.UPDATES in adapter._kinds else {})
             result = original(optimizer, model, grads, **kwargs)
+            captured = nnx.to_flat_state(nnx.pop(model, _captured_type()))
+            outputs = [(adapter._captured_kind(path), v[...]) for path, v in captured]
             paths, gradients, weights, updates = [], [], [], []
             grad_leaves = dict(nnx.to_flat_state(grads))
-            for path, variable in nnx.to_flat_state(nnx.state(model, wrt)):
+            for path, variable in nnx.to_flat_state(nnx.state(model, optimizer.wrt)):
                 if path not in adapter._params:
                     continue
                 paths.append(path)
@@ -243,13 +276,43 @@ class JaxAdapter(Adapter):
                 gradients.append(grad[...] if grad is not None else None)
                 if path in before:
                     updates.append(variable[...] - before[path])
-            jax.debug.callback(
-                lambda g, w, u: adapter._deliver_step(paths, g, w, u),
-                gradients, weights, updates, ordered=True,
-            )
+            kinds = [kind for kind, _ in outputs]
+            data = ([value for _, value in outputs], gradients, weights, updates)
+
+            def send() -> None:
+                jax.debug.callback(
+                    lambda *values: adapter._deliver_step(paths, kinds, *values),
+                    *data, ordered=True,
+                )
+
+            def count() -> None:
+                jax.debug.callback(adapter._deliver_marker, ordered=True)
+
+            scheduled = adapter._scheduled_in_graph(step)
+            if scheduled is None:
+                send()
+            else:
+                jax.lax.cond(scheduled, send, count)
             return result
 
         return update
+
+    def _captured_kind(self, path: tuple[Any, ...]) -> tuple[str, LayerInfo | None]:
+        name = str(path[-1])
+        if name.startswith(CAPTURED_INPUTS):
+            return K.INPUTS, None
+        if name.startswith(CAPTURED_OUTPUTS):
+            return K.OUTPUTS, None
+        return K.ACTIVATIONS, self._layers_by_path.get(tuple(path[:-1]))
+
+    def _scheduled_in_graph(self, step: Any) -> Any:
+        """Whether the monitor's ``every=`` records this step, as a traced bool (None: the
+        schedule is a Python callable, so every step is sent and the host decides)."""
+        every = self.monitor.schedule
+        if not isinstance(every, Every):
+            return None
+        index = step - self._first_optimizer_step
+        return (index >= every.start) & ((index - every.start) % every.n == 0)
 
     def _send(self, kind: str, layer: LayerInfo | None, value: Any) -> None:
         _jax().debug.callback(lambda v: self._buffer_value(kind, layer, v), value, ordered=True)
@@ -279,8 +342,13 @@ class JaxAdapter(Adapter):
             if self._attached and len(self._buffer) < _MAX_BUFFERED:
                 self._buffer.append((kind, layer, np.array(value, copy=True)))
 
-    def _deliver_step(self, paths: list[tuple[Any, ...]], gradients: list[Any],
-                      weights: list[Any], updates: list[Any]) -> None:
+    def _deliver_marker(self) -> None:
+        """An unscheduled step: count it, send nothing."""
+        self._deliver_step([], [], [], [], [], [])
+
+    def _deliver_step(self, paths: list[tuple[Any, ...]], kinds: list[tuple[str, Any]],
+                      outputs: list[Any], gradients: list[Any], weights: list[Any],
+                      updates: list[Any]) -> None:
         with self._lock:
             buffered, self._buffer = self._buffer, []
         if not self._attached:
@@ -289,7 +357,8 @@ class JaxAdapter(Adapter):
         monitor.training_pass_started()
         monitor.optimizer_step_started()
         monitor.emit(K.STEP_STARTED)
-        for kind, layer, value in buffered:
+        captured = [(kind, layer, value) for (kind, layer), value in zip(kinds, outputs)]
+        for kind, layer, value in captured + buffered:
             if monitor.recording(kind) and (layer is None or layer.name in self._selected):
                 monitor.emit(kind, layer=layer, array=_host_array(value, CHANNELS_LAST))
         for kind, values in ((K.GRADIENTS, gradients), (K.WEIGHTS, weights), (K.UPDATES, updates)):

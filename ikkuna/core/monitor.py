@@ -129,6 +129,12 @@ class Monitor:
             self._advance()
 
     @property
+    def schedule(self) -> Callable[[int], bool]:
+        """The monitor's own step schedule (``every=``); an :class:`ikkuna.Every` when it is
+        periodic, which lets adapters skip unscheduled steps inside compiled code."""
+        return self._scheduled
+
+    @property
     def between_steps(self) -> bool:
         """True after an optimizer step until the next training pass or optimizer step."""
         return self._step_finished
