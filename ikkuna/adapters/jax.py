@@ -100,12 +100,29 @@ def _captured_type() -> type:
     return _captured_class
 
 
-def _keep(module: Any, prefix: str, value: Any) -> None:
-    """Leave ``value`` on ``module`` under the first free ``prefix<i>`` attribute."""
+#: Passes a module keeps outputs of until the next update (gradient accumulation); more
+#: passes without an update (gradient probes) are not kept.
+MAX_KEPT_PASSES = 16
+
+
+def _keep(module: Any, prefix: str, value: Any) -> bool:
+    """Leave ``value`` on ``module`` under the first free ``prefix<i>`` attribute.
+
+    False where that cannot be done: the module is not part of the current trace (a gradient
+    of a function that closes over the model), or it already holds MAX_KEPT_PASSES values.
+    """
     index = 0
     while hasattr(module, f"{prefix}{index}"):
         index += 1
-    setattr(module, f"{prefix}{index}", _captured_type()(value))
+    if index >= MAX_KEPT_PASSES:
+        return False
+    from flax.errors import TraceContextError
+
+    try:
+        setattr(module, f"{prefix}{index}", _captured_type()(value))
+    except TraceContextError:
+        return False
+    return True
 
 
 def _is_training_value(value: Any) -> bool:
@@ -219,6 +236,7 @@ class JaxAdapter(Adapter):
     def remove(self) -> None:
         self._attached = False
         self._swaps.restore()
+        _nnx().pop(self.model, _captured_type())  # outputs of passes no update took
         with self._lock:
             self._buffer.clear()
 
@@ -231,8 +249,8 @@ class JaxAdapter(Adapter):
             output = original(module, *args, **kwargs)
             if not _is_training_value(output) or not hasattr(output, "shape"):
                 return output
-            if K.ACTIVATIONS in adapter._kinds:
-                _keep(module, CAPTURED_PREFIX, output)
+            if K.ACTIVATIONS in adapter._kinds and not _keep(module, CAPTURED_PREFIX, output):
+                adapter._send(K.ACTIVATIONS, layer, output)  # reaches the host at once instead
             if K.OUTPUT_GRADIENTS in adapter._kinds:
                 output = adapter._watch_gradient(layer, output)
             return output
@@ -246,9 +264,10 @@ class JaxAdapter(Adapter):
             output = original(model, *args, **kwargs)
             if _is_training_value(output) and hasattr(output, "shape"):
                 if args and hasattr(args[0], "shape") and K.INPUTS in adapter._kinds:
-                    _keep(model, CAPTURED_INPUTS, args[0])
-                if K.OUTPUTS in adapter._kinds:
-                    _keep(model, CAPTURED_OUTPUTS, output)
+                    if not _keep(model, CAPTURED_INPUTS, args[0]):
+                        adapter._send(K.INPUTS, None, args[0])
+                if K.OUTPUTS in adapter._kinds and not _keep(model, CAPTURED_OUTPUTS, output):
+                    adapter._send(K.OUTPUTS, None, output)
             return output
 
         return __call__
