@@ -11,6 +11,14 @@ import numpy as np
 import ikkuna
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Layout
+from ikkuna.metrics import BUILTIN_METRICS
+
+#: Event kinds that carry an array, which every adapter must produce.
+ARRAY_KINDS = (
+    K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES,
+    K.INPUTS, K.OUTPUTS, K.LABELS,
+)
+ALL_METRIC_NAMES = [metric.name for metric in BUILTIN_METRICS]
 
 
 @dataclass

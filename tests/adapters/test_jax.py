@@ -14,7 +14,6 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
-from ikkuna.metrics import BUILTIN_METRICS
 from tests.adapters.jax_models import (
     BATCH,
     CLASSES,
@@ -39,14 +38,9 @@ from tests.adapters.jax_models import (
     train_step,
     vector_batch,
 )
-from tests.adapters.recording import recorder, recorders, spy_on_emit
+from tests.adapters.recording import ALL_METRIC_NAMES, ARRAY_KINDS, recorder, recorders, spy_on_emit
 
 STEPS = 3
-ARRAY_KINDS = (
-    K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES,
-    K.INPUTS, K.OUTPUTS, K.LABELS,
-)
-ALL_METRIC_NAMES = [metric.name for metric in BUILTIN_METRICS]
 STYLES = pytest.mark.parametrize("jitted", [True, False], ids=["jit", "eager"])
 
 

@@ -77,14 +77,13 @@ def test_record_step_gives_every_parameter_kind_activations_and_loss(jax, jit):
 
 
 def test_record_step_with_a_monitor_of_another_framework_is_a_type_error(jax):
-    from flax import nnx
     import optax
+    from flax import nnx
 
     model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))
     with ikkuna.attach(model, optimizer=nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
-                       sinks=[]) as monitor:
-        with pytest.raises(TypeError, match="params pytree"):
-            ikkuna.jax.record_step(monitor, loss=1.0)
+                       sinks=[]) as monitor, pytest.raises(TypeError, match="params pytree"):
+        ikkuna.jax.record_step(monitor, loss=1.0)
 
 
 def test_a_pytree_that_is_not_all_jax_arrays_is_not_accepted(jax):

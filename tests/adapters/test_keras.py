@@ -32,14 +32,9 @@ from tests.adapters.keras_models import (
     variables_by_role,
     vector_batch,
 )
-from tests.adapters.recording import recorder, recorders, spy_on_emit
+from tests.adapters.recording import ALL_METRIC_NAMES, ARRAY_KINDS, recorder, recorders, spy_on_emit
 
 STEPS = 3
-ARRAY_KINDS = (
-    K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES,
-    K.INPUTS, K.OUTPUTS, K.LABELS,
-)
-ALL_METRIC_NAMES = [metric.name for metric in BUILTIN_METRICS]
 #: Instance attributes the adapter may replace while attached.
 PATCHED_NAMES = ("call", "compute_loss", "apply", "make_train_function")
 

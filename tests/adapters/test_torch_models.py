@@ -10,7 +10,7 @@ import pytest
 import ikkuna
 from ikkuna.core import kinds as K
 from ikkuna.metrics import BUILTIN_METRICS
-from tests.adapters.recording import recorder, recorders
+from tests.adapters.recording import ARRAY_KINDS, recorder, recorders
 from tests.adapters.torch_models import (
     BATCH,
     deeper_cnn,
@@ -24,10 +24,6 @@ from tests.adapters.torch_models import (
 )
 
 STEPS = 3
-ARRAY_KINDS = (
-    K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES,
-    K.INPUTS, K.OUTPUTS, K.LABELS,
-)
 MODELS = pytest.mark.parametrize(
     "build, batch", [(small_cnn, image_batch), (embedding_model, token_batch)],
     ids=["cnn", "embedding"],
