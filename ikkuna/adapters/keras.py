@@ -26,6 +26,7 @@ from ikkuna.adapters.base import Adapter
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo
+from ikkuna.core.schedule import Every
 
 ROLES = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "bias": "bias",
          "beta": "bias"}
@@ -210,6 +211,7 @@ class KerasAdapter(Adapter):
         if hasattr(self.model, "make_train_function"):
             self._saved_jit_compile = getattr(self.model, "_jit_compile", None)
             self._patches.replace(self.model, "make_train_function", self._make_train_function)
+        self._first_iteration = int(np.asarray(optimizer.iterations))
         self._attached = True
         self._retrace_train_function()
 
@@ -302,6 +304,7 @@ class KerasAdapter(Adapter):
             watched = [(v, self._variables[id(v)]) for v in variables if id(v) in self._variables]
             slots, tensors = self._take_pending()
             tf = _tf()
+            iteration = tf.convert_to_tensor(self.optimizer.iterations)  # before this update
             if K.GRADIENTS in self._kinds:
                 for variable, grad in zip(variables, grads):
                     known = self._variables.get(id(variable))
@@ -318,7 +321,7 @@ class KerasAdapter(Adapter):
                 if before:
                     slots.append(_Slot(K.UPDATES, layer, role, layout))
                     tensors.append(after - before[index])
-            self._deliver_after(slots, tensors)
+            self._deliver_after(slots, tensors, iteration)
             return result
 
         return apply
@@ -361,14 +364,48 @@ class KerasAdapter(Adapter):
         self._pending.clear()
         return slots, tensors
 
-    def _deliver_after(self, slots: list[_Slot], tensors: list[Any]) -> None:
-        """Hand one step's tensors to the monitor: now if eager, else as a graph op."""
-        deliver = functools.partial(self._deliver, tuple(slots))
+    def _deliver_after(self, slots: list[_Slot], tensors: list[Any], iteration: Any) -> None:
+        """Hand one step's tensors to the monitor: now if eager, else as a graph op.
+
+        Steps the monitor's ``every=`` skips hand over only the loss (cheap), decided on the
+        host when eager and inside the graph, from the optimizer's iteration count, when traced.
+        """
         tf = _tf()
+        light = [(slot, tensor) for slot, tensor in zip(slots, tensors) if slot.kind == K.LOSS]
+        deliver_all = functools.partial(self._deliver, tuple(slots))
+        deliver_light = functools.partial(self._deliver, tuple(slot for slot, _ in light))
         if tf.executing_eagerly():
-            deliver(*[np.asarray(t) for t in tensors])  # a functional model passes numpy inputs on
+            monitor = self.monitor
+            step = monitor.step + (1 if monitor.between_steps else 0)
+            if monitor.schedule(step):
+                deliver_all(*[np.asarray(t) for t in tensors])  # numpy inputs pass through too
+            else:
+                deliver_light(*[np.asarray(t) for _, t in light])
+            return
+        scheduled = self._scheduled_in_graph(iteration)
+
+        def send_all() -> Any:
+            tf.numpy_function(deliver_all, tensors, Tout=[], stateful=True, name="ikkuna_deliver")
+            return tf.constant(0)
+
+        def send_light() -> Any:
+            tf.numpy_function(deliver_light, [t for _, t in light], Tout=[], stateful=True,
+                              name="ikkuna_count")
+            return tf.constant(0)
+
+        if scheduled is None:
+            send_all()
         else:
-            tf.numpy_function(deliver, tensors, Tout=[], stateful=True, name="ikkuna_deliver")
+            tf.cond(scheduled, send_all, send_light)
+
+    def _scheduled_in_graph(self, iteration: Any) -> Any:
+        """Whether the monitor's ``every=`` records this step, as a graph bool (None: the
+        schedule is a Python callable, so every step is sent and the host decides)."""
+        every = self.monitor.schedule
+        if not isinstance(every, Every):
+            return None
+        index = iteration - self._first_iteration
+        return (index >= every.start) & ((index - every.start) % every.n == 0)
 
     def _deliver(self, slots: tuple[_Slot, ...], *values: np.ndarray) -> list[Any]:
         if not self._attached:

@@ -174,8 +174,3 @@ def tape_step(tf: ModuleType, keras: ModuleType) -> Callable[..., tuple[Any, Any
         return loss, logits
 
     return step
-
-
-# -- recording metric --------------------------------------------------------------------------
-
-

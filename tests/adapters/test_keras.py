@@ -618,3 +618,26 @@ def test_a_layer_returning_a_tuple_records_its_first_output(keras):
     with ikkuna.attach(model, metrics=[seen], sinks=[]):
         model.fit(x, np.zeros((2, 2), np.float32), batch_size=2, epochs=1, verbose=0)
     np.testing.assert_array_equal(seen.at(0, "split").values, x * 2.0)
+
+
+@pytest.mark.parametrize("style", ["fit", "tf.function", "eager"])
+def test_every_records_only_scheduled_steps_but_the_loss_of_every_step(keras, style):
+    import tensorflow as tf
+
+    model = compiled(keras, mlp(keras))
+    seen = recorders(K.ACTIVATIONS, K.WEIGHTS)
+    inputs, labels = vector_batch(seed=0, size=BATCH * 5)
+    with ikkuna.attach(model, metrics=list(seen.values()), every=2) as monitor:
+        if style == "fit":
+            model.fit(inputs, labels, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+        else:
+            step = tape_step(tf, keras)
+            step = tf.function(step) if style == "tf.function" else step
+            for index in range(5):
+                batch = slice(index * BATCH, (index + 1) * BATCH)
+                loss, _ = step(model, model.optimizer, inputs[batch], labels[batch])
+                monitor.log(loss=float(loss))
+    assert monitor.step == 4
+    assert sorted({s.step for s in seen[K.ACTIVATIONS].seen}) == [0, 2, 4]
+    assert sorted({s.step for s in seen[K.WEIGHTS].seen}) == [0, 2, 4]
+    np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2, 3, 4])
