@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ ROLES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "
 CAPTURED_PREFIX = "_ikkuna_output_"
 CAPTURED_INPUTS, CAPTURED_OUTPUTS = "_ikkuna_inputs_", "_ikkuna_outputs_"
 CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
+ROOT_LAYER_NAME = "model"  # the name of a model that is itself a layer (as in torch)
 _AUTODIFF_TRACERS = ("JVPTracer", "LinearizeTracer")
 #: A step's host buffer is dropped beyond this many arrays (forwards under grad, no update).
 _MAX_BUFFERED = 10_000
@@ -179,6 +181,7 @@ class JaxAdapter(Adapter):
         self._buffer: list[tuple[str, LayerInfo | None, Any]] = []
         self._lock = threading.Lock()
         self._attached = False
+        self._claimed = False
 
     @classmethod
     def accepts(cls, model: Any) -> bool:
@@ -200,13 +203,17 @@ class JaxAdapter(Adapter):
     def layers(self) -> list[LayerInfo]:
         nnx = _nnx()
         found = []
-        for path, module in sorted(nnx.iter_modules(self.model), key=lambda item: item[0]):
+        modules = sorted(nnx.iter_modules(self.model), key=lambda item: item[0])
+        root_name = ROOT_LAYER_NAME
+        while any(len(path) == 1 and str(path[0]) == root_name for path, _ in modules):
+            root_name += "_"  # a child is called "model": the root's own name must differ
+        for path, module in modules:
             children = list(nnx.iter_children(module))
             own = {str(k): v for k, v in children if isinstance(v, nnx.Param)}
             has_submodules = any(isinstance(v, nnx.Module) for _, v in children)
-            if not path or (has_submodules and not own):
+            if (not path and not own) or (has_submodules and not own):
                 continue
-            name = ".".join(str(part) for part in path)
+            name = ".".join(str(part) for part in path) or root_name
             info = LayerInfo(name, layer_kind(module), self.framework,
                              {key: ROLES.get(key, key) for key in own})
             found.append(info)
@@ -229,6 +236,8 @@ class JaxAdapter(Adapter):
                 self._swaps.swap(module, {"__call__": self._layer_call(layer, type(module).__call__)})
         if K.INPUTS in kinds or K.OUTPUTS in kinds:
             self._swaps.swap(self.model, {"__call__": self._model_call(type(self.model).__call__)})
+        _claim(self.model, self.optimizer)
+        self._claimed = True
         self._swaps.swap(self.optimizer, {"update": self._update(type(self.optimizer).update)})
         self._first_optimizer_step = int(np.asarray(self.optimizer.step[...]))
         self._attached = True
@@ -236,6 +245,9 @@ class JaxAdapter(Adapter):
     def remove(self) -> None:
         self._attached = False
         self._swaps.restore()
+        if self._claimed:
+            _release(self.model, self.optimizer)
+            self._claimed = False
         _nnx().pop(self.model, _captured_type())  # outputs of passes no update took
         with self._lock:
             self._buffer.clear()
@@ -275,24 +287,29 @@ class JaxAdapter(Adapter):
     def _update(self, original: Callable[..., Any]) -> Callable[..., Any]:
         adapter = self
 
-        def update(optimizer: Any, model: Any, grads: Any, /, **kwargs: Any) -> Any:
+        def update(optimizer: Any, *args: Any, **kwargs: Any) -> Any:
             nnx, jax = _nnx(), _jax()
+            # nnx.Optimizer.update(model, grads); nnx.ModelAndOptimizer.update(grads)
+            model, grads = args if len(args) == 2 else (optimizer.model, args[0])
             step = optimizer.step[...]
             # values (immutable arrays) before the update: the state holds live Variables
             before = ({path: v[...] for path, v in nnx.to_flat_state(nnx.state(model, optimizer.wrt))}
                       if K.UPDATES in adapter._kinds else {})
-            result = original(optimizer, model, grads, **kwargs)
+            result = original(optimizer, *args, **kwargs)
             captured = nnx.to_flat_state(nnx.pop(model, _captured_type()))
             outputs = [(adapter._captured_kind(path), v[...]) for path, v in captured]
+            # only what metrics need: every array handed out may change how XLA fuses the step
             paths, gradients, weights, updates = [], [], [], []
-            grad_leaves = dict(nnx.to_flat_state(grads))
+            grad_leaves = dict(nnx.to_flat_state(grads)) if K.GRADIENTS in adapter._kinds else {}
             for path, variable in nnx.to_flat_state(nnx.state(model, optimizer.wrt)):
                 if path not in adapter._params:
                     continue
                 paths.append(path)
-                weights.append(variable[...])
-                grad = grad_leaves.get(path)
-                gradients.append(grad[...] if grad is not None else None)
+                if K.WEIGHTS in adapter._kinds:
+                    weights.append(variable[...])
+                if K.GRADIENTS in adapter._kinds:
+                    grad = grad_leaves.get(path)
+                    gradients.append(grad[...] if grad is not None else None)
                 if path in before:
                     updates.append(variable[...] - before[path])
             kinds = [kind for kind, _ in outputs]
@@ -515,7 +532,43 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
         if tree is not None:
             values[kind] = adapter.flatten(tree)
     if activations:
-        values[K.ACTIVATIONS] = dict(activations)
+        values[K.ACTIVATIONS] = {name: _one_array(name, value) for name, value in activations.items()}
     if loss is not None:
         values[K.LOSS] = loss
     _jax().debug.callback(adapter.deliver, values, ordered=True)
+
+
+def _one_array(name: str, value: Any) -> Any:
+    """A layer's output from what people pass: an array, or what Flax linen's
+    ``capture_intermediates``/``sow`` leave (``{"__call__": (array,)}``, a tuple of arrays)."""
+    while isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    if isinstance(value, (tuple, list)) and value:
+        value = value[-1]
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(
+            f"record_step(activations=...) needs an array per layer name; {name!r} is "
+            f"{type(value).__name__} (accepted: an array, a tuple of arrays, or Flax's "
+            "{'__call__': (array,)})"
+        )
+    return value
+
+
+_monitored: dict[int, Any] = {}
+
+
+def _claim(*objects: Any) -> None:
+    """Refuse a second monitor on objects whose classes another monitor has swapped."""
+    for obj in objects:
+        if id(obj) in _monitored and _monitored[id(obj)]() is obj:
+            raise ValueError(
+                f"this {type(obj).__qualname__} is already monitored by ikkuna; detach() the "
+                "other monitor first (one monitor per model and optimizer)"
+            )
+    for obj in objects:
+        _monitored[id(obj)] = weakref.ref(obj)
+
+
+def _release(*objects: Any) -> None:
+    for obj in objects:
+        _monitored.pop(id(obj), None)

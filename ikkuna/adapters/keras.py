@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -153,7 +154,9 @@ class KerasAdapter(Adapter):
         self._variables: dict[int, tuple[LayerInfo, str, Layout]] = {}
         self._kinds: frozenset[str] = frozenset()
         self._attached = False
+        self._claimed = False
         self._warned_xla = False
+        self._warned_other_graph = False
 
     @classmethod
     def accepts(cls, model: Any) -> bool:
@@ -199,7 +202,11 @@ class KerasAdapter(Adapter):
                 f"Keras model {self.model.name!r} has no optimizer: compile it first, or pass "
                 "optimizer= to ikkuna.attach (the optimizer whose steps count)"
             )
+        if isinstance(optimizer, _keras().optimizers.LossScaleOptimizer):
+            optimizer = optimizer.inner_optimizer  # it gets the gradients unscaled
         self.optimizer = optimizer
+        _claim(self.model, optimizer)
+        self._claimed = True
         if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
             for layer in layers:
                 self._patches.replace(self._layers[layer.name], "call",
@@ -218,6 +225,9 @@ class KerasAdapter(Adapter):
     def remove(self) -> None:
         self._attached = False
         self._patches.restore()
+        if self._claimed:
+            _release(self.model, self.optimizer)
+            self._claimed = False
         if self._warned_xla:
             self.model._jit_compile = self._saved_jit_compile
         self._retrace_train_function()
@@ -356,12 +366,29 @@ class KerasAdapter(Adapter):
         """The collected tensors that belong to the step being run or traced now."""
         tf = _tf()
         graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        # the step's graph and those it is nested in (a cond branch of LossScaleOptimizer)
+        graphs = []
+        while graph is not None:
+            graphs.append(graph)
+            graph = getattr(graph, "outer_graph", None)
         slots, tensors = [], []
+        dropped = 0
         for slot, tensor in self._pending:
-            if getattr(tensor, "graph", None) is graph or (graph is None and _is_eager(tensor)):
+            tensor_graph = getattr(tensor, "graph", None) if not _is_eager(tensor) else None
+            if (not graphs and tensor_graph is None) or any(tensor_graph is g for g in graphs):
                 slots.append(slot)
                 tensors.append(tensor)
+            else:
+                dropped += 1
         self._pending.clear()
+        if dropped and not self._warned_other_graph:
+            self._warned_other_graph = True
+            warnings.warn(
+                f"ikkuna: {dropped} layer values of model {self.model.name!r} were computed in "
+                "another tf.function than the optimizer step and cannot be recorded; compute the "
+                "forward pass and apply the gradients in the same tf.function (or both eagerly)",
+                RuntimeWarning, stacklevel=4,
+            )
         return slots, tensors
 
     def _deliver_after(self, slots: list[_Slot], tensors: list[Any], iteration: Any) -> None:
@@ -514,3 +541,23 @@ def _in_xla_context() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+
+
+_monitored: dict[int, Any] = {}
+
+
+def _claim(*objects: Any) -> None:
+    """Refuse a second monitor on objects whose attributes another monitor has patched."""
+    for obj in objects:
+        if id(obj) in _monitored and _monitored[id(obj)]() is obj:
+            raise ValueError(
+                f"{type(obj).__qualname__} {getattr(obj, 'name', '')!r} is already monitored by "
+                "ikkuna; detach() the other monitor first (one monitor per model and optimizer)"
+            )
+    for obj in objects:
+        _monitored[id(obj)] = weakref.ref(obj)
+
+
+def _release(*objects: Any) -> None:
+    for obj in objects:
+        _monitored.pop(id(obj), None)

@@ -584,3 +584,81 @@ def test_a_metric_that_raises_is_disabled_with_one_warning_and_training_complete
         assert "exploding_metric" not in run.metrics()
         np.testing.assert_array_equal(run.series("weight_norm", "head", "weight").steps,
                                       range(steps))
+
+
+def test_adamw_with_batchnorm_is_bitwise_identical_for_every_metric_that_needs_no_gradients(jax):
+    """Handing gradients out of a compiled step can change XLA's fusion of the optimizer
+    (README, "Known limits"); every other kind must leave training bitwise identical."""
+    import optax
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.l1 = nnx.Linear(8, 16, rngs=rngs)
+            self.bn = nnx.BatchNorm(16, rngs=rngs)
+            self.l2 = nnx.Linear(16, 4, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(nnx.relu(self.bn(self.l1(x))))
+
+    gradient_free = [name for name in ALL_METRIC_NAMES if "gradient" not in name]
+
+    def run(attached):
+        model = Net(nnx.Rngs(0))
+        optimizer = nnx.Optimizer(model, optax.adamw(1e-2, weight_decay=0.1), wrt=nnx.Param)
+
+        @nnx.jit
+        def step(model, optimizer, x, y):
+            def loss_of(model):
+                return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+            loss, grads = nnx.value_and_grad(loss_of)(model)
+            optimizer.update(model, grads)
+            return loss
+
+        monitor = ikkuna.attach(model, optimizer=optimizer, metrics=gradient_free) if attached else None
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(15):
+            x = jax.numpy.asarray(rng.normal(size=(32, 8)), jax.numpy.float32)
+            y = jax.numpy.asarray(rng.integers(0, 4, 32))
+            losses.append(float(step(model, optimizer, x, y)))
+        if monitor is not None:
+            monitor.detach()
+        return losses, [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(nnx.state(model))]
+
+    losses, params = run(False)
+    monitored_losses, monitored_params = run(True)
+    assert monitored_losses == losses
+    for plain, monitored in zip(params, monitored_params, strict=True):
+        np.testing.assert_array_equal(monitored, plain)
+
+
+def test_model_and_optimizer_updates_without_a_model_argument(jax):
+    import optax
+    from flax import nnx
+
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    optimizer = nnx.ModelAndOptimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+    seen = recorders(K.WEIGHTS)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()), sinks=[]):
+        for _ in range(2):
+            grads = nnx.grad(lambda m: m(jax.numpy.ones((4, 3))).sum())(model)
+            optimizer.update(grads)
+    jax.effects_barrier()
+    assert sorted({s.step for s in seen[K.WEIGHTS].seen}) == [0, 1]
+
+
+def test_a_second_monitor_on_the_same_nnx_model_is_refused(jax):
+    import optax
+    from flax import nnx
+
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+    first = ikkuna.attach(model, optimizer=optimizer, sinks=[])
+    with pytest.raises(ValueError, match="already monitored"):
+        ikkuna.attach(model, optimizer=optimizer, sinks=[])
+    assert first.attached
+    first.detach()
+    assert type(model) is nnx.Linear
+    ikkuna.attach(model, optimizer=optimizer, sinks=[]).detach()

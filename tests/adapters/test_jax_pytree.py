@@ -89,3 +89,16 @@ def test_record_step_with_a_monitor_of_another_framework_is_a_type_error(jax):
 def test_a_pytree_that_is_not_all_jax_arrays_is_not_accepted(jax):
     with pytest.raises(ikkuna.UnsupportedModelError, match="JAX params pytree"):
         ikkuna.attach({"dense": {"kernel": np.zeros((2, 2))}})
+
+
+def test_record_step_takes_flax_captured_intermediates_and_refuses_non_arrays(jax):
+    jnp = jax.numpy
+    params = make_params(jnp)
+    seen = recorders(K.ACTIVATIONS)
+    hidden = jnp.ones((2, 8))
+    with ikkuna.attach(params, metrics=list(seen.values())) as monitor:
+        ikkuna.jax.record_step(monitor, params=params, activations={"dense1": {"__call__": (hidden,)}})
+        with pytest.raises(TypeError, match="dense2.*str"):
+            ikkuna.jax.record_step(monitor, params=params, activations={"dense2": "oops"})
+    jax.effects_barrier()
+    np.testing.assert_array_equal(seen[K.ACTIVATIONS].at(0, "dense1").values, np.ones((2, 8)))

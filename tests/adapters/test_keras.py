@@ -641,3 +641,53 @@ def test_every_records_only_scheduled_steps_but_the_loss_of_every_step(keras, st
     assert sorted({s.step for s in seen[K.ACTIVATIONS].seen}) == [0, 2, 4]
     assert sorted({s.step for s in seen[K.WEIGHTS].seen}) == [0, 2, 4]
     np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2, 3, 4])
+
+
+def test_mixed_precision_gradients_are_recorded_unscaled(keras):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = compiled(keras, mlp(keras))
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        seen = recorders(K.GRADIENTS, K.UPDATES, K.ACTIVATIONS)
+        inputs, labels = vector_batch(seed=0)
+        with ikkuna.attach(model, metrics=list(seen.values()), sinks=[]):
+            model.fit(inputs, labels, batch_size=BATCH, epochs=1, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert seen[K.ACTIVATIONS].seen, "layer outputs reach the step inside the loss-scale cond"
+    layer, role = seen[K.GRADIENTS].seen[0].layer, seen[K.GRADIENTS].seen[0].param
+    gradient = seen[K.GRADIENTS].at(0, layer, role).values
+    update = seen[K.UPDATES].at(0, layer, role).values
+    np.testing.assert_allclose(-update / LEARNING_RATE, gradient, rtol=1e-3, atol=1e-6)
+
+
+def test_a_second_monitor_on_the_same_model_is_refused_until_the_first_detaches(keras):
+    model = compiled(keras, mlp(keras))
+    first = ikkuna.attach(model, sinks=[])
+    with pytest.raises(ValueError, match="already monitored"):
+        ikkuna.attach(model, sinks=[])
+    first.detach()
+    ikkuna.attach(model, sinks=[]).detach()
+
+
+def test_layer_values_from_another_tf_function_warn_once_and_gradients_still_arrive(keras):
+    import tensorflow as tf
+
+    model = compiled(keras, mlp(keras))
+    seen = recorders(K.ACTIVATIONS, K.GRADIENTS)
+    loss_of = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def gradients_of(inputs, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_of(labels, model(inputs, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    with ikkuna.attach(model, metrics=list(seen.values()), sinks=[]):
+        with pytest.warns(RuntimeWarning, match="another tf.function") as caught:
+            for index in range(2):
+                grads = gradients_of(*vector_batch(seed=index))
+                model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    assert len([w for w in caught if "another tf.function" in str(w.message)]) == 1
+    assert seen[K.ACTIVATIONS].seen == []
+    assert sorted({s.step for s in seen[K.GRADIENTS].seen}) == [0, 1]
