@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,3 +57,29 @@ class Adapter(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the framework packages in use, for the run's record."""
         return {}
+
+
+_monitored: dict[int, weakref.ref[Any]] = {}
+
+
+def claim(*objects: Any) -> None:
+    """Mark objects an adapter patches; refuse those another monitor has patched already.
+
+    For adapters that patch the objects themselves (Keras attributes, NNX classes), where two
+    monitors would wrap each other's patches and undo them in the wrong order.
+    """
+    for obj in objects:
+        ref = _monitored.get(id(obj))
+        if ref is not None and ref() is obj:
+            raise ValueError(
+                f"this {type(obj).__qualname__} is already monitored by ikkuna; detach() the "
+                "other monitor first (one monitor per model and optimizer)"
+            )
+    for obj in objects:
+        _monitored[id(obj)] = weakref.ref(obj)
+
+
+def release(*objects: Any) -> None:
+    """Forget objects :func:`claim` marked (on detach)."""
+    for obj in objects:
+        _monitored.pop(id(obj), None)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ikkuna.adapters.base import Adapter
+from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo
@@ -236,7 +235,7 @@ class JaxAdapter(Adapter):
                 self._swaps.swap(module, {"__call__": self._layer_call(layer, type(module).__call__)})
         if K.INPUTS in kinds or K.OUTPUTS in kinds:
             self._swaps.swap(self.model, {"__call__": self._model_call(type(self.model).__call__)})
-        _claim(self.model, self.optimizer)
+        claim(self.model, self.optimizer)
         self._claimed = True
         self._swaps.swap(self.optimizer, {"update": self._update(type(self.optimizer).update)})
         self._first_optimizer_step = int(np.asarray(self.optimizer.step[...]))
@@ -246,7 +245,7 @@ class JaxAdapter(Adapter):
         self._attached = False
         self._swaps.restore()
         if self._claimed:
-            _release(self.model, self.optimizer)
+            release(self.model, self.optimizer)
             self._claimed = False
         _nnx().pop(self.model, _captured_type())  # outputs of passes no update took
         with self._lock:
@@ -552,23 +551,3 @@ def _one_array(name: str, value: Any) -> Any:
             "{'__call__': (array,)})"
         )
     return value
-
-
-_monitored: dict[int, Any] = {}
-
-
-def _claim(*objects: Any) -> None:
-    """Refuse a second monitor on objects whose classes another monitor has swapped."""
-    for obj in objects:
-        if id(obj) in _monitored and _monitored[id(obj)]() is obj:
-            raise ValueError(
-                f"this {type(obj).__qualname__} is already monitored by ikkuna; detach() the "
-                "other monitor first (one monitor per model and optimizer)"
-            )
-    for obj in objects:
-        _monitored[id(obj)] = weakref.ref(obj)
-
-
-def _release(*objects: Any) -> None:
-    for obj in objects:
-        _monitored.pop(id(obj), None)

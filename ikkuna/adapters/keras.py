@@ -17,13 +17,12 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ikkuna.adapters.base import Adapter
+from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo
@@ -205,7 +204,7 @@ class KerasAdapter(Adapter):
         if isinstance(optimizer, _keras().optimizers.LossScaleOptimizer):
             optimizer = optimizer.inner_optimizer  # it gets the gradients unscaled
         self.optimizer = optimizer
-        _claim(self.model, optimizer)
+        claim(self.model, optimizer)
         self._claimed = True
         if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
             for layer in layers:
@@ -226,7 +225,7 @@ class KerasAdapter(Adapter):
         self._attached = False
         self._patches.restore()
         if self._claimed:
-            _release(self.model, self.optimizer)
+            release(self.model, self.optimizer)
             self._claimed = False
         if self._warned_xla:
             self.model._jit_compile = self._saved_jit_compile
@@ -541,23 +540,3 @@ def _in_xla_context() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
-
-
-_monitored: dict[int, Any] = {}
-
-
-def _claim(*objects: Any) -> None:
-    """Refuse a second monitor on objects whose attributes another monitor has patched."""
-    for obj in objects:
-        if id(obj) in _monitored and _monitored[id(obj)]() is obj:
-            raise ValueError(
-                f"{type(obj).__qualname__} {getattr(obj, 'name', '')!r} is already monitored by "
-                "ikkuna; detach() the other monitor first (one monitor per model and optimizer)"
-            )
-    for obj in objects:
-        _monitored[id(obj)] = weakref.ref(obj)
-
-
-def _release(*objects: Any) -> None:
-    for obj in objects:
-        _monitored.pop(id(obj), None)
