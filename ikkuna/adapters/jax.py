@@ -27,7 +27,7 @@ import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.schedule import Every
 
@@ -68,23 +68,6 @@ def layer_kind(module: Any) -> str:
     if isinstance(module, nnx.Embed):
         return "embedding"
     return "other"
-
-
-def parameter_layout(ndim: int) -> Layout:
-    """Flax kernels are ``(in, out)``, conv kernels ``(*kernel, in, out)``, embeddings
-    ``(num, features)``: outputs last, inputs next to last."""
-    if ndim == 0:
-        return Layout()
-    if ndim == 1:
-        return Layout(out_axis=0)
-    return Layout(out_axis=ndim - 1, in_axis=ndim - 2)
-
-
-def _host_array(value: Any, layout: Layout) -> Array:
-    array = np.array(value, copy=True)
-    if array.dtype.name == "bfloat16":
-        array = array.astype(np.float32)
-    return Array(array, np.asarray, shape=array.shape, dtype=array.dtype.name, layout=layout)
 
 
 _captured_class: type | None = None
@@ -195,7 +178,7 @@ class JaxAdapter(Adapter):
         return {"jax": _jax().__version__, "flax": flax.__version__, "optax": optax.__version__}
 
     def as_array(self, value: Any, layout: Layout) -> Array:
-        return _host_array(value, layout)
+        return Array.from_numpy(value, layout)
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -220,7 +203,7 @@ class JaxAdapter(Adapter):
             self._layers_by_path[tuple(path)] = info
             for key, variable in own.items():
                 self._params[(*path, key)] = _Param(info, info.params[key],
-                                                    parameter_layout(np.ndim(variable[...])))
+                                                    outputs_last_layout(np.ndim(variable[...])))
         return found
 
     # -- installing ---------------------------------------------------------------------------
@@ -395,7 +378,7 @@ class JaxAdapter(Adapter):
         captured = [(kind, layer, value) for (kind, layer), value in zip(kinds, outputs)]
         for kind, layer, value in captured + buffered:
             if monitor.recording(kind) and (layer is None or layer.name in self._selected):
-                monitor.emit(kind, layer=layer, array=_host_array(value, CHANNELS_LAST))
+                monitor.emit(kind, layer=layer, array=Array.from_numpy(value, CHANNELS_LAST))
         for kind, values in ((K.GRADIENTS, gradients), (K.WEIGHTS, weights), (K.UPDATES, updates)):
             if not values or not monitor.recording(kind):
                 continue
@@ -403,7 +386,7 @@ class JaxAdapter(Adapter):
                 param = self._params[path]
                 if value is not None and param.layer.name in self._selected:
                     monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=_host_array(value, param.layout))
+                                 array=Array.from_numpy(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
 
@@ -437,7 +420,7 @@ class JaxPytreeAdapter(Adapter):
         return {"jax": _jax().__version__}
 
     def as_array(self, value: Any, layout: Layout) -> Array:
-        return _host_array(value, layout)
+        return Array.from_numpy(value, layout)
 
     def layers(self) -> list[LayerInfo]:
         found: list[LayerInfo] = []
@@ -452,7 +435,7 @@ class JaxPytreeAdapter(Adapter):
             found.append(info)
             for key, value in arrays.items():
                 self._params[(*path, key)] = _Param(info, info.params[key],
-                                                    parameter_layout(np.ndim(value)))
+                                                    outputs_last_layout(np.ndim(value)))
         for key, value in tree.items():
             if isinstance(value, dict):
                 self._walk(value, (*path, str(key)), found)
@@ -491,7 +474,7 @@ class JaxPytreeAdapter(Adapter):
         for name, value in values.get(K.ACTIVATIONS, {}).items():
             layer = self._layers.get(name)
             if layer is not None and monitor.recording(K.ACTIVATIONS):
-                monitor.emit(K.ACTIVATIONS, layer=layer, array=_host_array(value, CHANNELS_LAST))
+                monitor.emit(K.ACTIVATIONS, layer=layer, array=Array.from_numpy(value, CHANNELS_LAST))
         for kind in (K.GRADIENTS, K.WEIGHTS, K.UPDATES):
             if not monitor.recording(kind):
                 continue
@@ -499,7 +482,7 @@ class JaxPytreeAdapter(Adapter):
                 param = self._params[path]
                 if param.layer.name in self._selected:
                     monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=_host_array(value, param.layout))
+                                 array=Array.from_numpy(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
         if K.LOSS in values:

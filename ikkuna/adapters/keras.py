@@ -24,7 +24,7 @@ import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.schedule import Every
 
@@ -64,31 +64,11 @@ def layer_kind(layer: Any) -> str:
 
 
 def parameter_layout(layer: Any, name: str, ndim: int) -> Layout:
-    """Keras kernels are ``(in, out)``, conv kernels ``(*kernel, in, out)``."""
-    if ndim == 0:
-        return Layout()
-    if ndim == 1:
-        return Layout(out_axis=0)
-    if isinstance(layer, _keras().layers.Conv2DTranspose) and name == "kernel":
-        return Layout(out_axis=ndim - 2, in_axis=ndim - 1)  # (*kernel, out, in)
-    return Layout(out_axis=ndim - 1, in_axis=ndim - 2)
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-    """A host copy; bfloat16 (which numpy handles only through ml_dtypes) becomes float32."""
-    array = np.array(value, copy=True)
-    if array.dtype.name == "bfloat16":
-        array = array.astype(np.float32)
-    return array
-
-
-def _wrap_host(values: np.ndarray, layout: Layout) -> Array:
-    return Array(values, _to_numpy, shape=values.shape, dtype=_dtype_name(values.dtype),
-                 layout=layout)
-
-
-def _dtype_name(dtype: Any) -> str:
-    return str(getattr(dtype, "name", dtype))
+    """Keras kernels are ``(in, out)``, conv kernels ``(*kernel, in, out)``; transposed conv
+    kernels ``(*kernel, out, in)``."""
+    if ndim >= 2 and name == "kernel" and isinstance(layer, _keras().layers.Conv2DTranspose):
+        return Layout(out_axis=ndim - 2, in_axis=ndim - 1)
+    return outputs_last_layout(ndim)
 
 
 @dataclass(frozen=True)
@@ -166,7 +146,7 @@ class KerasAdapter(Adapter):
         return {"keras": _keras().__version__, "tensorflow": _tf().__version__}
 
     def as_array(self, value: Any, layout: Layout) -> Array:
-        return Array.from_numpy(_to_numpy(value), layout)
+        return Array.from_numpy(value, layout)
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -339,9 +319,10 @@ class KerasAdapter(Adapter):
 
     def _recording_pass(self, output: Any) -> bool:
         """A training pass with real (not symbolic) tensors, while attached."""
-        if not self._attached or isinstance(_first_tensor(output), _keras().KerasTensor):
+        tensor = _first_tensor(output)
+        if not self._attached or tensor is None or isinstance(tensor, _keras().KerasTensor):
             return False
-        if _first_tensor(output) is None or _in_xla_context():
+        if _in_xla_context():
             return False
         return bool(_call_context_training())
 
@@ -445,7 +426,7 @@ class KerasAdapter(Adapter):
                 monitor.log(loss=float(np.asarray(value)))
             elif monitor.recording(slot.kind):
                 monitor.emit(slot.kind, layer=slot.layer, param=slot.param,
-                             array=_wrap_host(np.asarray(value), slot.layout))
+                             array=Array.from_numpy(value, slot.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
         return []

@@ -28,6 +28,16 @@ class Layout:
 NO_LAYOUT = Layout()
 
 
+def outputs_last_layout(ndim: int) -> Layout:
+    """The layout of a kernel stored ``(..., in, out)`` (Keras and Flax: dense ``(in, out)``,
+    conv ``(*kernel, in, out)``, embedding ``(num, features)``); a bias is ``(out,)``."""
+    if ndim == 0:
+        return NO_LAYOUT
+    if ndim == 1:
+        return Layout(out_axis=0)
+    return Layout(out_axis=ndim - 1, in_axis=ndim - 2)
+
+
 def _read_only(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
@@ -61,8 +71,14 @@ class Array:
 
     @classmethod
     def from_numpy(cls, values: Any, layout: Layout = NO_LAYOUT) -> Array:
-        """Wrap numpy data (or anything ``np.asarray`` accepts); the data is copied."""
+        """Wrap host data (anything ``np.asarray`` accepts); the data is copied.
+
+        bfloat16 (numpy knows it only through ml_dtypes, and most numpy functions reject it)
+        becomes float32, as the adapters' own conversions do.
+        """
         copied = np.array(values, copy=True)
+        if copied.dtype.name == "bfloat16":
+            copied = copied.astype(np.float32)
         return cls(copied, np.asarray, shape=copied.shape, dtype=str(copied.dtype), layout=layout)
 
     @property

@@ -5,8 +5,8 @@ from __future__ import annotations
 import atexit
 import warnings
 import weakref
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np

@@ -102,3 +102,10 @@ def test_record_step_takes_flax_captured_intermediates_and_refuses_non_arrays(ja
             ikkuna.jax.record_step(monitor, params=params, activations={"dense2": "oops"})
     jax.effects_barrier()
     np.testing.assert_array_equal(seen[K.ACTIVATIONS].at(0, "dense1").values, np.ones((2, 8)))
+
+
+def test_bfloat16_host_values_arrive_as_float32(jax):
+    values = jax.numpy.asarray([1.5, -2.0], dtype=jax.numpy.bfloat16)
+    array = ikkuna.Array.from_numpy(values)
+    assert array.dtype == "float32"
+    np.testing.assert_array_equal(array.numpy(), np.array([1.5, -2.0], dtype=np.float32))
