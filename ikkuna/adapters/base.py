@@ -26,8 +26,6 @@ class Adapter(ABC):
     framework: ClassVar[str] = ""
     #: What ``accepts`` takes, in words, for error messages.
     accepted: ClassVar[str] = ""
-    #: The pip extra that installs the framework.
-    install_hint: ClassVar[str] = ""
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         self.model = model

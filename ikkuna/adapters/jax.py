@@ -146,7 +146,6 @@ class JaxAdapter(Adapter):
 
     framework = "jax"
     accepted = "flax.nnx.Module (trained with an nnx.Optimizer)"
-    install_hint = "pip install 'ikkuna[jax]'"
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -401,7 +400,6 @@ class JaxPytreeAdapter(Adapter):
 
     framework = "jax-pytree"
     accepted = "a JAX params pytree (nested dicts of jax.Array), stepped with ikkuna.jax.record_step"
-    install_hint = "pip install 'ikkuna[jax]'"
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)

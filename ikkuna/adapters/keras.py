@@ -107,7 +107,6 @@ class KerasAdapter(Adapter):
 
     framework = "keras"
     accepted = "keras.Model or keras.layers.Layer (Keras 3, TensorFlow backend)"
-    install_hint = "pip install 'ikkuna[tensorflow]'"
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)

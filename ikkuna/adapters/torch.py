@@ -108,7 +108,6 @@ class TorchAdapter(Adapter):
 
     framework = "torch"
     accepted = "torch.nn.Module"
-    install_hint = "pip install 'ikkuna[torch]'"
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
