@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ikkuna.adapters.base import Adapter
 from ikkuna.core.arrays import Array, Layout
-from ikkuna.core.attach import DEFAULT_METRICS, attach
+from ikkuna.core.attach import DEFAULT_METRICS, PRESETS, attach
 from ikkuna.core.bus import Problem
 from ikkuna.core.errors import (
     IkkunaError,
@@ -19,6 +19,7 @@ from ikkuna.core.errors import (
     RunNotFoundError,
     UnknownMetricError,
     UnknownSinkError,
+    UnsupportedMetricError,
     UnsupportedModelError,
 )
 from ikkuna.core.events import Event, Histogram, Record
@@ -54,6 +55,7 @@ __all__ = [
     "LayerInfo",
     "Layout",
     "Metric",
+    "PRESETS",
     "Monitor",
     "PluginConflictError",
     "PluginManager",
@@ -66,6 +68,7 @@ __all__ = [
     "Sink",
     "UnknownMetricError",
     "UnknownSinkError",
+    "UnsupportedMetricError",
     "UnsupportedModelError",
     "attach",
     "get_plugin_manager",

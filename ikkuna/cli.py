@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 from ikkuna.core.metric import describe
-from ikkuna.core.plugins import get_plugin_manager
+from ikkuna.core.plugins import Provided, get_plugin_manager
 
 DEMO_FRAMEWORKS = ("torch",)
 
@@ -55,11 +55,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from ikkuna.core.attach import DEFAULT_METRICS, supports
+
     plugins = get_plugin_manager()
+    adapters = plugins.adapters()
+
+    def metric_row(name: str, provided: Provided[type]) -> tuple[str, ...]:
+        item = provided.item
+        able = [framework for framework, a in sorted(adapters.items()) if supports(a.item, item)]
+        return (name + (" *" if name in DEFAULT_METRICS else ""), provided.plugin, item.cost,
+                ", ".join(able) or "none", f"needs {', '.join(item.needs)}. {describe(item)}")
+
+    metrics = [metric_row(name, p) for name, p in sorted(plugins.metrics().items())]
+    print("Metrics (* = in the default set; cost: cheap < moderate < expensive < probe):")
+    header = ("name", "plugin", "cost", "adapters", "about")
+    print(_table(header, metrics, indent="  ") if metrics else "  (none)")
+    print()
     sections = (
-        ("Metrics", plugins.metrics(), lambda item: f"needs {', '.join(item.needs)}. {describe(item)}"),
         ("Sinks", plugins.sinks(), describe),
-        ("Adapters", plugins.adapters(), lambda item: f"accepts {item.accepted}"),
+        ("Adapters", adapters, lambda item: f"accepts {item.accepted}"),
     )
     for title, provided, explain in sections:
         print(f"{title}:")

@@ -26,6 +26,9 @@ class Adapter(ABC):
     framework: ClassVar[str] = ""
     #: What ``accepts`` takes, in words, for error messages.
     accepted: ClassVar[str] = ""
+    #: Optional abilities beyond the event vocabulary that metrics may require
+    #: (:attr:`ikkuna.Metric.requires`), e.g. ``"learning_rate"``.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         self.model = model

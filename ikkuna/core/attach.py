@@ -6,16 +6,19 @@ import os
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from ikkuna.adapters.detection import find_adapter
 from ikkuna.core.bus import MetricSlot
-from ikkuna.core.errors import UnknownMetricError, UnknownSinkError
+from ikkuna.core.errors import UnknownMetricError, UnknownSinkError, UnsupportedMetricError
 from ikkuna.core.metric import Metric
 from ikkuna.core.monitor import Monitor
-from ikkuna.core.plugins import PluginManager, get_plugin_manager
+from ikkuna.core.plugins import PluginManager, Provided, get_plugin_manager
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
+
+if TYPE_CHECKING:
+    from ikkuna.adapters.base import Adapter
 
 MetricSpec = Union[str, Metric, type]
 SinkSpec = Union[str, Sink]
@@ -30,6 +33,11 @@ DEFAULT_METRICS = (
     "activation_std",
     "activation_zero_fraction",
 )
+#: Plugin whose metrics make up the ``"full"`` preset.
+BUILTIN_METRICS_PLUGIN = "ikkuna.metrics"
+#: Named metric sets ``metrics=`` accepts: ``"default"`` (cheap, every step) and ``"full"``
+#: (every built-in metric this model's adapter supports, each on its own default schedule).
+PRESETS = ("default", "full")
 DEFAULT_SINKS = ("store",)
 
 
@@ -48,7 +56,8 @@ def attach(
 ) -> Monitor:
     """Start monitoring ``model``'s training; returns the :class:`Monitor` (a context manager).
 
-    ``metrics``: names or instances (default: :data:`DEFAULT_METRICS`; ``[]`` for none).
+    ``metrics``: names, instances or presets (``"default"``: :data:`DEFAULT_METRICS`, the
+    default; ``"full"``: every built-in metric the adapter supports; ``[]`` for none).
     ``sinks``: names or instances (default: the embedded store under ``./ikkuna-runs``, or
     ``store=``). ``layers``: a glob, globs or a predicate on :class:`LayerInfo`. ``every``: an
     int ``n`` (every n-th step), :class:`ikkuna.Every` or a predicate on the step. ``run``: the
@@ -58,7 +67,7 @@ def attach(
     plugins = plugins or get_plugin_manager()
     adapter_class = find_adapter(model, plugins, framework)
     adapter = adapter_class(model, optimizer)
-    slots = resolve_metrics(DEFAULT_METRICS if metrics is None else metrics, plugins)
+    slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class)
     run_name = _check_run_name(run) if run is not None else _default_run_name(adapter_class.framework)
     sink_objects = resolve_sinks(DEFAULT_SINKS if sinks is None else sinks, plugins, store)
     config = {
@@ -74,17 +83,27 @@ def attach(
     return monitor.start()
 
 
-def resolve_metrics(specs: Iterable[MetricSpec] | str, plugins: PluginManager) -> list[MetricSlot]:
-    """Metric names, classes or instances to slots; unknown names list the known ones."""
+def resolve_metrics(
+    specs: Iterable[MetricSpec] | str,
+    plugins: PluginManager,
+    adapter_class: type[Adapter] | None = None,
+) -> list[MetricSlot]:
+    """Metric names, presets, classes or instances to slots.
+
+    Unknown names list the known ones; a metric that requires a capability ``adapter_class``
+    lacks is refused, naming the adapters that have it.
+    """
     if isinstance(specs, (str, Metric)):
         specs = [specs]
     known = plugins.metrics()
+    specs = expand_presets(specs, known, adapter_class)
     slots: list[MetricSlot] = []
     for spec in specs:
         if isinstance(spec, str):
             if spec not in known:
                 raise UnknownMetricError(
-                    f"unknown metric {spec!r}; known metrics: {', '.join(sorted(known))}"
+                    f"unknown metric {spec!r}; known metrics: {', '.join(sorted(known))}; "
+                    f"presets: {', '.join(PRESETS)}"
                 )
             metric_class, plugin = known[spec].item, known[spec].plugin
             metric_class.validate()
@@ -100,12 +119,53 @@ def resolve_metrics(specs: Iterable[MetricSpec] | str, plugins: PluginManager) -
                 "metrics= takes metric names (str), ikkuna.Metric subclasses or instances, "
                 f"got {type(spec).__name__}: {spec!r}"
             )
+        _check_supported(type(metric), adapter_class, plugins)
         slots.append(MetricSlot(metric, plugin))
     names = [slot.name for slot in slots]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"metrics= names the same metric twice: {', '.join(repeated)}")
     return slots
+
+
+def expand_presets(
+    specs: Iterable[MetricSpec], known: dict[str, Provided[type]], adapter_class: type[Adapter] | None
+) -> list[MetricSpec]:
+    """Replace preset names by their metric names (a name given twice is kept once)."""
+    expanded: list[MetricSpec] = []
+    for spec in specs:
+        if spec == "default":
+            names: list[MetricSpec] = list(DEFAULT_METRICS)
+        elif spec == "full":
+            names = [
+                name for name, provided in known.items()
+                if provided.plugin == BUILTIN_METRICS_PLUGIN
+                and supports(adapter_class, provided.item)
+            ]
+        else:
+            names = [spec]
+        expanded += [n for n in names if not (isinstance(n, str) and n in expanded)]
+    return expanded
+
+
+def supports(adapter_class: type[Adapter] | None, metric_class: type[Metric]) -> bool:
+    """Whether an adapter has every capability the metric requires (unknown adapter: yes)."""
+    return adapter_class is None or metric_class.requires <= adapter_class.capabilities
+
+
+def _check_supported(
+    metric_class: type[Metric], adapter_class: type[Adapter] | None, plugins: PluginManager
+) -> None:
+    if supports(adapter_class, metric_class):
+        return
+    assert adapter_class is not None
+    missing = sorted(metric_class.requires - adapter_class.capabilities)
+    able = sorted(name for name, p in plugins.adapters().items() if supports(p.item, metric_class))
+    raise UnsupportedMetricError(
+        f"metric {metric_class.name!r} requires {', '.join(missing)}, which the "
+        f"{adapter_class.framework} adapter does not provide; adapters that do: "
+        f"{', '.join(able) or 'none'}"
+    )
 
 
 def resolve_sinks(

@@ -40,12 +40,14 @@ class MetricSlot:
     accepts_layer: Callable[[LayerInfo], bool] = field(init=False)
     scheduled: Callable[[int], bool] = field(init=False)
     waits_for_step_end: bool = field(init=False)
+    summarizes: bool = field(init=False)
     disabled: bool = False
 
     def __post_init__(self) -> None:
         self.accepts_layer = as_layer_filter(self.metric.layers)
         self.scheduled = as_schedule(self.metric.every)
         self.waits_for_step_end = any(k in K.BATCHED_KINDS or k == K.LOSS for k in self.needs)
+        self.summarizes = type(self.metric).finish_step is not Metric.finish_step
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -133,6 +135,14 @@ class Bus:
                 self._dispatch(key)
         self._pending.clear()
         self._layers.clear()
+        for index in sorted(self._active):
+            slot = self.slots[index]
+            if slot.summarizes and not slot.disabled:
+                try:
+                    result = slot.metric.finish_step(self._step)
+                    self._records.extend(self._to_records(slot.name, result, None, None))
+                except Exception as error:  # noqa: BLE001 - a plugin must never stop training
+                    self._disable(slot, error, None)
         records, self._records = self._records, []
         return records
 

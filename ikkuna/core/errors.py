@@ -25,3 +25,7 @@ class PluginConflictError(IkkunaError):
 
 class RunNotFoundError(IkkunaError, LookupError):
     """A run name that is not in the store."""
+
+
+class UnsupportedMetricError(IkkunaError, ValueError):
+    """A metric that requires an adapter capability the model's adapter lacks."""

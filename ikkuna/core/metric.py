@@ -14,6 +14,10 @@ from ikkuna.core.layers import LayerInfo
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 
 
+#: The cost classes a metric may declare, cheapest first.
+COST_CLASSES = ("cheap", "moderate", "expensive", "probe")
+
+
 class EventGroup(Mapping[str, np.ndarray]):
     """The events one metric call sees: one per needed kind, for one (layer, param, step).
 
@@ -79,6 +83,13 @@ class Metric:
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: What one call costs, shown by ``ikkuna list``: ``"cheap"`` (a pass over the values),
+    #: ``"moderate"`` (sorting, binning, state per layer), ``"expensive"`` (a decomposition
+    #: such as an SVD) or ``"probe"`` (extra forward/backward passes on a probe batch).
+    cost: ClassVar[str] = "cheap"
+    #: Adapter capabilities this metric needs beyond the event kinds (see
+    #: :attr:`ikkuna.Adapter.capabilities`); an adapter without them cannot run it.
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, *, layers: LayerSelection = None, every: ScheduleLike = None) -> None:
         self.layers = layers
@@ -86,6 +97,15 @@ class Metric:
 
     def compute(self, group: EventGroup) -> RecordValue | Mapping[str, float] | None:
         raise NotImplementedError(f"metric {self.name!r} does not implement compute()")
+
+    def finish_step(self, step: int) -> RecordValue | Mapping[str, float] | None:
+        """Called once at the end of every step this metric is scheduled on, after all its
+        :meth:`compute` calls of the step; a result is recorded for the whole run (no layer, no param).
+
+        Metrics that aggregate over layers (a global norm) accumulate in ``compute`` (returning
+        None there) and report here. The default records nothing.
+        """
+        return None
 
     @classmethod
     def scope(cls) -> str:
@@ -109,6 +129,12 @@ class Metric:
                 f"metric {cls.name!r} needs unknown kinds {unknown}; "
                 f"known: {', '.join(sorted(K.MEASURABLE_KINDS))}"
             )
+        if cls.cost not in COST_CLASSES:
+            raise ValueError(
+                f"metric {cls.name!r}: cost {cls.cost!r} is not one of {', '.join(COST_CLASSES)}"
+            )
+        if not isinstance(cls.requires, frozenset):
+            raise TypeError(f"metric {cls.name!r}: `requires` must be a frozenset of capability names")
         scopes = {K.scope_of(k) for k in needs}
         if len(scopes) > 1:
             raise ValueError(

@@ -24,6 +24,8 @@ def histogram(values: np.ndarray, bins: int) -> Histogram | None:
 class _HistogramMetric(Metric):
     """Shared by the histogram metrics: one histogram of their single needed kind."""
 
+    cost = "moderate"
+
     def __init__(self, *, bins: int = DEFAULT_BINS, layers: LayerSelection = None,
                  every: ScheduleLike = None) -> None:
         super().__init__(layers=layers, every=every)
