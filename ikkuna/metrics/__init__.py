@@ -6,6 +6,7 @@ from ikkuna.core.hookspecs import hookimpl
 from ikkuna.metrics.activations import ActivationMean, ActivationStd, ActivationZeroFraction
 from ikkuna.metrics.histograms import ActivationHistogram, GradientHistogram, WeightHistogram
 from ikkuna.metrics.norms import GradientNorm, UpdateNorm, UpdateToWeightRatio, WeightNorm
+from ikkuna.metrics.spectral import ConditionNumber, SpectralAlpha, SpectralNorm, StableRank
 
 BUILTIN_METRICS = (
     WeightNorm,
@@ -18,6 +19,10 @@ BUILTIN_METRICS = (
     WeightHistogram,
     GradientHistogram,
     ActivationHistogram,
+    SpectralNorm,
+    ConditionNumber,
+    StableRank,
+    SpectralAlpha,
 )
 
 
