@@ -9,8 +9,13 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
-from ikkuna.metrics import BUILTIN_METRICS
-from tests.adapters.recording import ARRAY_KINDS, recorder, recorders
+from tests.adapters.recording import (
+    ALL_METRIC_NAMES,
+    ARRAY_KINDS,
+    EXPECTED_METRIC_NAMES,
+    recorder,
+    recorders,
+)
 from tests.adapters.torch_models import (
     BATCH,
     deeper_cnn,
@@ -307,8 +312,7 @@ def train_seeded_cnn(torch, steps: int, monitored: bool):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     monitor = None
     if monitored:
-        metrics = [metric.name for metric in BUILTIN_METRICS]
-        monitor = ikkuna.attach(model, optimizer=optimizer, metrics=metrics)
+        monitor = ikkuna.attach(model, optimizer=optimizer, metrics=ALL_METRIC_NAMES)
     losses = []
     for step in range(steps):
         loss = train_step(torch, model, optimizer, *image_batch(torch, seed=step), monitor=monitor)
@@ -337,7 +341,7 @@ def test_monitoring_every_builtin_metric_leaves_training_bitwise_identical(torch
     # and the monitor did watch: every built-in metric recorded, every step
     assert monitor.problems == []
     with ikkuna.open_run(monitor.run) as run:
-        assert set(run.metrics()) >= {metric.name for metric in BUILTIN_METRICS}
+        assert set(run.metrics()) >= EXPECTED_METRIC_NAMES
         assert list(run.series("weight_norm", "0", "weight").steps) == list(range(steps))
         assert list(run.series("activation_mean", "2").steps) == list(range(steps))
         assert len(run.histograms("gradient_histogram", "7", "weight")) == steps

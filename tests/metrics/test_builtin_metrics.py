@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+import ikkuna
+
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.events import Event, Histogram
 from ikkuna.core.layers import LayerInfo
@@ -47,11 +49,13 @@ def test_every_builtin_metric_is_provided_by_the_plugin_hook_and_validates():
         metric_class.validate()
     names = [metric_class.name for metric_class in provided]
     assert len(names) == len(set(names))
-    assert set(names) == {
+    assert set(names) >= {
         "weight_norm", "gradient_norm", "update_norm", "update_to_weight_ratio",
         "activation_mean", "activation_std", "activation_zero_fraction",
         "weight_histogram", "gradient_histogram", "activation_histogram",
+        "spectral_norm", "condition_number", "stable_rank", "spectral_alpha",
     }
+    assert set(ikkuna.DEFAULT_METRICS) <= set(names)
 
 
 @pytest.mark.parametrize(
