@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout, outputs_last_layout
-from ikkuna.core.layers import LayerInfo
+from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.schedule import Every
 
 ROLES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "bias"}
@@ -146,6 +147,8 @@ class JaxAdapter(Adapter):
 
     framework = "jax"
     accepted = "flax.nnx.Module (trained with an nnx.Optimizer)"
+    #: ``learning_rate``: from an optax transformation made with ``optax.inject_hyperparams``.
+    capabilities = frozenset({"learning_rate"})
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -196,7 +199,8 @@ class JaxAdapter(Adapter):
                 continue
             name = ".".join(str(part) for part in path) or root_name
             info = LayerInfo(name, layer_kind(module), self.framework,
-                             {key: ROLES.get(key, key) for key in own})
+                             {key: ROLES.get(key, key) for key in own},
+                             activation=activation_name(type(module).__name__))
             found.append(info)
             self._modules[name] = module
             self._layers_by_path[tuple(path)] = info
@@ -221,6 +225,13 @@ class JaxAdapter(Adapter):
         self._claimed = True
         self._swaps.swap(self.optimizer, {"update": self._update(type(self.optimizer).update)})
         self._first_optimizer_step = int(np.asarray(self.optimizer.step[...]))
+        if K.LEARNING_RATE in kinds and _learning_rate(self.optimizer.opt_state) is None:
+            warnings.warn(
+                "ikkuna: the learning rate of this optax transformation cannot be read, so "
+                "learning_rate records nothing; make it readable with optax.inject_hyperparams, "
+                "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)",
+                RuntimeWarning, stacklevel=4,
+            )
         self._attached = True
 
     def remove(self) -> None:
@@ -294,7 +305,11 @@ class JaxAdapter(Adapter):
                 if path in before:
                     updates.append(variable[...] - before[path])
             kinds = [kind for kind, _ in outputs]
-            data = ([value for _, value in outputs], gradients, weights, updates)
+            # the rate this update used (inject_hyperparams stores it with the new state)
+            rate = (_learning_rate(optimizer.opt_state)
+                    if K.LEARNING_RATE in adapter._kinds else None)
+            rates = [] if rate is None else [rate[...]]
+            data = ([value for _, value in outputs], gradients, weights, updates, rates)
 
             def send() -> None:
                 jax.debug.callback(
@@ -365,7 +380,7 @@ class JaxAdapter(Adapter):
 
     def _deliver_step(self, paths: list[tuple[Any, ...]], kinds: list[tuple[str, Any]],
                       outputs: list[Any], gradients: list[Any], weights: list[Any],
-                      updates: list[Any]) -> None:
+                      updates: list[Any], rates: list[Any] = ()) -> None:
         with self._lock:
             buffered, self._buffer = self._buffer, []
         if not self._attached:
@@ -374,6 +389,8 @@ class JaxAdapter(Adapter):
         monitor.training_pass_started()
         monitor.optimizer_step_started()
         monitor.emit(K.STEP_STARTED)
+        if rates and monitor.recording(K.LEARNING_RATE):
+            monitor.emit(K.LEARNING_RATE, value=float(np.asarray(rates[0])))
         captured = [(kind, layer, value) for (kind, layer), value in zip(kinds, outputs)]
         for kind, layer, value in captured + buffered:
             if monitor.recording(kind) and (layer is None or layer.name in self._selected):
@@ -388,6 +405,22 @@ class JaxAdapter(Adapter):
                                  array=Array.from_numpy(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
+
+
+def _learning_rate(state: Any) -> Any:
+    """The ``learning_rate`` hyperparameter (an NNX variable) of the first transformation
+    made with ``optax.inject_hyperparams`` in an optax state (chains and wrappers are looked
+    through), or None."""
+    hyperparams = getattr(state, "hyperparams", None)
+    if isinstance(hyperparams, dict) and "learning_rate" in hyperparams:
+        return hyperparams["learning_rate"]
+    children = state.values() if isinstance(state, dict) else state
+    if isinstance(children, (tuple, list)) or isinstance(state, dict):
+        for child in children:
+            found = _learning_rate(child)
+            if found is not None:
+                return found
+    return None
 
 
 class JaxPytreeAdapter(Adapter):

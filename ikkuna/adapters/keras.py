@@ -25,7 +25,7 @@ import numpy as np
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout, outputs_last_layout
-from ikkuna.core.layers import LayerInfo
+from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.schedule import Every
 
 ROLES = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "bias": "bias",
@@ -61,6 +61,32 @@ def layer_kind(layer: Any) -> str:
     if isinstance(layer, layers.Embedding):
         return "embedding"
     return "other"
+
+
+_ACTIVATION_LAYER_MODULE = "keras.src.layers.activations."
+_OWN_ACTIVATION_MODULES = ("keras.src.layers.core.", "keras.src.layers.convolutional.")
+
+
+def layer_activation(layer: Any) -> str | None:
+    """The neutral name of the activation a Keras layer applies last: the ``activation`` of
+    ``Activation``, ``Dense``, ``EinsumDense`` and conv layers (``"linear"`` is None), or the
+    activation layer itself (``ReLU`` with its defaults, ``Softmax``, ``ELU``, ...)."""
+    for cls in type(layer).__mro__:
+        module = cls.__module__
+        if module.startswith(_ACTIVATION_LAYER_MODULE) and cls.__name__ != "Activation":
+            if cls.__name__ == "ReLU":
+                return _relu_name(layer)
+            return activation_name(cls.__name__)
+        if module.startswith(_OWN_ACTIVATION_MODULES + (_ACTIVATION_LAYER_MODULE,)):
+            function = getattr(layer, "activation", None)
+            return activation_name(getattr(function, "__name__", None)) if callable(function) else None
+    return None
+
+
+def _relu_name(layer: Any) -> str | None:
+    if layer.negative_slope or layer.threshold:
+        return None
+    return {None: "relu", 6: "relu6"}.get(layer.max_value)
 
 
 def parameter_layout(layer: Any, name: str, ndim: int) -> Layout:
@@ -107,6 +133,8 @@ class KerasAdapter(Adapter):
 
     framework = "keras"
     accepted = "keras.Model or keras.layers.Layer (Keras 3, TensorFlow backend)"
+    #: ``learning_rate``: ``optimizer.learning_rate``, a schedule's value at the step's iteration.
+    capabilities = frozenset({"learning_rate"})
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -160,7 +188,8 @@ class KerasAdapter(Adapter):
         own = [v for v in layer._trainable_variables]
         if path and (not children or own):
             params = {v.name: ROLES.get(v.name, v.name) for v in own}
-            info = LayerInfo(path, layer_kind(layer), self.framework, params)
+            info = LayerInfo(path, layer_kind(layer), self.framework, params,
+                             activation=layer_activation(layer))
             found.append(info)
             self._layers[path] = layer
             for variable in own:
@@ -293,6 +322,9 @@ class KerasAdapter(Adapter):
             slots, tensors = self._take_pending()
             tf = _tf()
             iteration = tf.convert_to_tensor(self.optimizer.iterations)  # before this update
+            if K.LEARNING_RATE in self._kinds:  # the rate this update uses
+                slots.append(_Slot(K.LEARNING_RATE, layout=Layout()))
+                tensors.append(tf.convert_to_tensor(self.optimizer.learning_rate))
             if K.GRADIENTS in self._kinds:
                 for variable, grad in zip(variables, grads):
                     known = self._variables.get(id(variable))
@@ -423,6 +455,9 @@ class KerasAdapter(Adapter):
         for slot, value in zip(slots, values):
             if slot.kind == K.LOSS:
                 monitor.log(loss=float(np.asarray(value)))
+            elif slot.kind == K.LEARNING_RATE:
+                if monitor.recording(K.LEARNING_RATE):
+                    monitor.emit(K.LEARNING_RATE, value=float(np.asarray(value)))
             elif monitor.recording(slot.kind):
                 monitor.emit(slot.kind, layer=slot.layer, param=slot.param,
                              array=Array.from_numpy(value, slot.layout))

@@ -15,7 +15,7 @@ import numpy as np
 from ikkuna.adapters.base import Adapter
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
-from ikkuna.core.layers import LayerInfo
+from ikkuna.core.layers import LayerInfo, activation_name
 
 ROOT_LAYER_NAME = "model"
 _IMAGE_NDIMS = (4, 5)  # NCHW / NCDHW: channels on axis 1 in torch
@@ -59,6 +59,21 @@ def layer_kind(module: Any) -> str:
     return "other"
 
 
+def layer_activation(module: Any) -> str | None:
+    """The neutral name of the activation a torch module is (``nn.Tanh`` -> ``"tanh"``), from
+    the first class of ``torch.nn.modules.activation`` among its bases; a ``Hardtanh`` with
+    other bounds than (-1, 1) is None."""
+    nn = _torch().nn
+    if isinstance(module, nn.Hardtanh) and not isinstance(module, nn.ReLU6) and (
+        (module.min_val, module.max_val) != (-1.0, 1.0)
+    ):
+        return None
+    for cls in type(module).__mro__:
+        if cls.__module__ == "torch.nn.modules.activation":
+            return activation_name(cls.__name__)
+    return None
+
+
 def parameter_layout(module: Any, name: str, parameter: Any) -> Layout:
     """Where the output and input axes of a torch parameter are."""
     nn = _torch().nn
@@ -92,6 +107,16 @@ def _in_backward() -> bool:
     return current is not None and current() != -1
 
 
+def _learning_rate(optimizer: Any) -> float | None:
+    """The first parameter group's ``lr`` (a float or a one-element tensor), if it has one.
+
+    Reading it changes nothing: torch optimizers read ``lr`` from the group at each step.
+    """
+    groups = optimizer.param_groups
+    value = groups[0].get("lr") if groups else None
+    return None if value is None else float(value)
+
+
 def _first_tensor(value: Any) -> Any:
     torch = _torch()
     if isinstance(value, torch.Tensor):
@@ -108,6 +133,8 @@ class TorchAdapter(Adapter):
 
     framework = "torch"
     accepted = "torch.nn.Module"
+    #: ``learning_rate``: the first parameter group's ``lr`` of the optimizer that steps.
+    capabilities = frozenset({"learning_rate"})
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -125,6 +152,7 @@ class TorchAdapter(Adapter):
         self._stepping: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._trains_model: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._model_parameters: set[int] = set()
+        self._lr_step: int | None = None
 
     @classmethod
     def accepts(cls, model: Any) -> bool:
@@ -150,7 +178,8 @@ class TorchAdapter(Adapter):
             if next(module.children(), None) is not None and not own:
                 continue  # a container: its children are the layers
             roles = {n: n for n in own}
-            found.append(LayerInfo(name or root_name, layer_kind(module), self.framework, roles))
+            found.append(LayerInfo(name or root_name, layer_kind(module), self.framework, roles,
+                                   activation=layer_activation(module)))
             self._modules[name or root_name] = module
         return found
 
@@ -266,6 +295,11 @@ class TorchAdapter(Adapter):
             handle.remove()
         self._tensor_handles.clear()
         monitor.emit(K.STEP_STARTED)
+        if monitor.recording(K.LEARNING_RATE) and self._lr_step != monitor.step:
+            self._lr_step = monitor.step  # several optimizers in one step: the first one's
+            learning_rate = _learning_rate(optimizer)
+            if learning_rate is not None:
+                monitor.emit(K.LEARNING_RATE, value=learning_rate)
         params = self._params_of(optimizer)
         self._stepping = params
         if monitor.recording(K.UPDATES):

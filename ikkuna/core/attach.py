@@ -24,6 +24,7 @@ MetricSpec = Union[str, Metric, type]
 SinkSpec = Union[str, Sink]
 
 #: The metrics ``attach`` uses when ``metrics=`` is not given (cheap enough for every step).
+#: Those needing a capability the adapter lacks (``learning_rate``) are left out there.
 DEFAULT_METRICS = (
     "weight_norm",
     "gradient_norm",
@@ -32,6 +33,12 @@ DEFAULT_METRICS = (
     "activation_mean",
     "activation_std",
     "activation_zero_fraction",
+    "global_gradient_norm",
+    "global_update_to_weight_ratio",
+    "distance_from_init",
+    "dead_unit_fraction",
+    "saturated_fraction",
+    "learning_rate",
 )
 #: Plugin whose metrics make up the ``"full"`` preset.
 BUILTIN_METRICS_PLUGIN = "ikkuna.metrics"
@@ -56,8 +63,9 @@ def attach(
 ) -> Monitor:
     """Start monitoring ``model``'s training; returns the :class:`Monitor` (a context manager).
 
-    ``metrics``: names, instances or presets (``"default"``: :data:`DEFAULT_METRICS`, the
-    default; ``"full"``: every built-in metric the adapter supports; ``[]`` for none).
+    ``metrics``: names, instances or presets (``"default"``: :data:`DEFAULT_METRICS` that the
+    adapter supports, the default; ``"full"``: every built-in metric the adapter supports;
+    ``[]`` for none).
     ``sinks``: names or instances (default: the embedded store under ``./ikkuna-runs``, or
     ``store=``). ``layers``: a glob, globs or a predicate on :class:`LayerInfo`. ``every``: an
     int ``n`` (every n-th step), :class:`ikkuna.Every` or a predicate on the step. ``run``: the
@@ -131,11 +139,18 @@ def resolve_metrics(
 def expand_presets(
     specs: Iterable[MetricSpec], known: dict[str, Provided[type]], adapter_class: type[Adapter] | None
 ) -> list[MetricSpec]:
-    """Replace preset names by their metric names (a name given twice is kept once)."""
+    """Replace preset names by their metric names (a name given twice is kept once).
+
+    Presets leave out the metrics ``adapter_class`` cannot run; a metric named on its own is
+    kept (and refused later, naming the adapters that can run it).
+    """
     expanded: list[MetricSpec] = []
     for spec in specs:
         if spec == "default":
-            names: list[MetricSpec] = list(DEFAULT_METRICS)
+            names: list[MetricSpec] = [
+                name for name in DEFAULT_METRICS
+                if name not in known or supports(adapter_class, known[name].item)
+            ]
         elif spec == "full":
             names = [
                 name for name, provided in known.items()

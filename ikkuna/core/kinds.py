@@ -15,6 +15,9 @@ LOSS = "loss"
 INPUTS = "inputs"
 OUTPUTS = "outputs"
 LABELS = "labels"
+#: The optimizer's learning rate of the step (a value, no array), from adapters whose
+#: optimizer exposes it (the ``learning_rate`` capability).
+LEARNING_RATE = "learning_rate"
 
 #: Kinds produced once per layer (per call of the layer).
 LAYER_KINDS = frozenset({ACTIVATIONS, OUTPUT_GRADIENTS})
@@ -22,7 +25,8 @@ LAYER_KINDS = frozenset({ACTIVATIONS, OUTPUT_GRADIENTS})
 PARAMETER_KINDS = frozenset({GRADIENTS, WEIGHTS, UPDATES})
 #: Kinds that concern the whole run, not a layer.
 RUN_KINDS = frozenset(
-    {STEP_STARTED, STEP_FINISHED, EPOCH_STARTED, EPOCH_FINISHED, LOSS, INPUTS, OUTPUTS, LABELS}
+    {STEP_STARTED, STEP_FINISHED, EPOCH_STARTED, EPOCH_FINISHED, LOSS, INPUTS, OUTPUTS, LABELS,
+     LEARNING_RATE}
 )
 #: Kinds without an array; metrics cannot need them.
 MARKER_KINDS = frozenset({STEP_STARTED, STEP_FINISHED, EPOCH_STARTED, EPOCH_FINISHED})

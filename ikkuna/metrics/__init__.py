@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from ikkuna.core.hookspecs import hookimpl
+from ikkuna.metrics.activation_health import DeadUnitFraction, SaturatedFraction
 from ikkuna.metrics.activations import ActivationMean, ActivationStd, ActivationZeroFraction
+from ikkuna.metrics.distance import DistanceFromInit
+from ikkuna.metrics.global_norms import (
+    GlobalGradientNorm,
+    GlobalUpdateNorm,
+    GlobalUpdateToWeightRatio,
+    GlobalWeightNorm,
+)
 from ikkuna.metrics.histograms import ActivationHistogram, GradientHistogram, WeightHistogram
 from ikkuna.metrics.norms import GradientNorm, UpdateNorm, UpdateToWeightRatio, WeightNorm
+from ikkuna.metrics.optimizer import LearningRate
 from ikkuna.metrics.spectral import ConditionNumber, SpectralAlpha, SpectralNorm, StableRank
 
 BUILTIN_METRICS = (
@@ -19,6 +28,14 @@ BUILTIN_METRICS = (
     WeightHistogram,
     GradientHistogram,
     ActivationHistogram,
+    DistanceFromInit,
+    GlobalWeightNorm,
+    GlobalGradientNorm,
+    GlobalUpdateNorm,
+    GlobalUpdateToWeightRatio,
+    DeadUnitFraction,
+    SaturatedFraction,
+    LearningRate,
     SpectralNorm,
     ConditionNumber,
     StableRank,

@@ -1,0 +1,91 @@
+"""Norms over every monitored parameter together, one value per step for the whole run.
+
+Each metric adds the squared norms of the parameters of a step in ``compute`` (float64) and
+reports once in ``finish_step``: ``sqrt(sum over parameters of ||x||^2)``, the norm of all
+parameters concatenated into one vector. "All" means the parameters the monitor and the
+metric watch (``layers=`` narrows them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ikkuna.core.metric import EventGroup, Metric
+
+
+def squared_norm(values: np.ndarray) -> float:
+    """Sum of squares of every entry, accumulated in float64 (``einsum``: see ``l2_norm``)."""
+    flat = np.asarray(values).reshape(-1)
+    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+
+
+class _GlobalNorm(Metric):
+    """The norm of one kind over every parameter of a step."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._sum = 0.0
+        self._seen = False
+
+    def compute(self, group: EventGroup) -> None:
+        self._sum += squared_norm(group[self.needs[0]])
+        self._seen = True
+
+    def finish_step(self, step: int) -> float | None:
+        total, seen = self._sum, self._seen
+        self._sum, self._seen = 0.0, False
+        return math.sqrt(total) if seen else None
+
+
+class GlobalWeightNorm(_GlobalNorm):
+    """L2 norm of all parameters together after the optimizer step (one value per step)."""
+
+    name = "global_weight_norm"
+    needs = ("weights",)
+
+
+class GlobalGradientNorm(_GlobalNorm):
+    """L2 norm of all gradients together, as gradient clipping by global norm sees it."""
+
+    name = "global_gradient_norm"
+    needs = ("gradients",)
+
+
+class GlobalUpdateNorm(_GlobalNorm):
+    """L2 norm of the whole step's change of all parameters together."""
+
+    name = "global_update_norm"
+    needs = ("updates",)
+
+
+class GlobalUpdateToWeightRatio(Metric):
+    """||all updates|| / ||all weights|| of a step; healthy training sits near 1e-3.
+
+    ``sqrt(sum ||update||^2) / sqrt(sum ||weight||^2)`` over every parameter, with the weights
+    after the step. A zero weight norm gives ``inf`` for a non-zero update and ``0`` otherwise.
+    """
+
+    name = "global_update_to_weight_ratio"
+    needs = ("weights", "updates")
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._updates = self._weights = 0.0
+        self._seen = False
+
+    def compute(self, group: EventGroup) -> None:
+        self._updates += squared_norm(group["updates"])
+        self._weights += squared_norm(group["weights"])
+        self._seen = True
+
+    def finish_step(self, step: int) -> float | None:
+        updates, weights, seen = self._updates, self._weights, self._seen
+        self._updates = self._weights = 0.0
+        self._seen = False
+        if not seen:
+            return None
+        if weights == 0.0:
+            return 0.0 if updates == 0.0 else math.inf
+        return math.sqrt(updates) / math.sqrt(weights)
