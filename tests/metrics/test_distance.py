@@ -1,0 +1,58 @@
+"""distance_from_init against ||w_t - w_0|| computed from a simulated training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ikkuna.core.layers import LayerInfo
+from ikkuna.metrics.distance import DistanceFromInit
+from tests.metrics.events import group
+
+OTHER = LayerInfo("other", "dense", "numpy", {"weight": "weight"})
+
+
+def sgd_trajectory(initial: np.ndarray, steps: int, seed: int = 0):
+    """(weights after, update) of each step of a random float32 walk, as an optimizer makes."""
+    rng = np.random.default_rng(seed)
+    weights = initial.astype(np.float32)
+    for _ in range(steps):
+        after = (weights - np.float32(0.01) * rng.standard_normal(weights.shape)).astype(np.float32)
+        yield after, after - weights
+        weights = after
+
+
+def test_distance_is_the_norm_of_weights_minus_the_weights_before_the_first_step():
+    initial = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    metric = DistanceFromInit()
+    for step, (weights, update) in enumerate(sgd_trajectory(initial, 6)):
+        result = metric.compute(group(step=step, weights=weights, updates=update))
+        expected = np.linalg.norm(weights.astype(np.float64) - initial.astype(np.float64))
+        assert result == pytest.approx(expected, rel=1e-12), step
+
+
+def test_the_initial_value_is_recovered_exactly_from_the_first_step():
+    initial = np.random.default_rng(2).standard_normal(100).astype(np.float32)
+    weights, update = next(sgd_trajectory(initial, 1))
+    metric = DistanceFromInit()
+    metric.compute(group(weights=weights, updates=update))
+    np.testing.assert_array_equal(metric._initial[("fc", "weight")], initial)
+
+
+def test_each_layer_and_parameter_has_its_own_initial_value():
+    metric = DistanceFromInit()
+    metric.compute(group(weights=[1.0, 1.0], updates=[1.0, 1.0]))  # fc.weight from [0, 0]
+    metric.compute(group(param="bias", weights=[5.0], updates=[0.0]))  # fc.bias from [5]
+    metric.compute(group(layer=OTHER, weights=[3.0], updates=[3.0]))  # other.weight from [0]
+    assert metric.compute(group(weights=[3.0, 4.0], updates=[2.0, 3.0])) == 5.0
+    assert metric.compute(group(param="bias", weights=[2.0], updates=[-3.0])) == 3.0
+    assert metric.compute(group(layer=OTHER, weights=[-4.0], updates=[-7.0])) == 4.0
+
+
+def test_distance_at_the_first_step_is_the_norm_of_its_update():
+    assert DistanceFromInit().compute(group(weights=[[1.0, 2.0]], updates=[[0.3, 0.4]])) == \
+        pytest.approx(0.5, rel=1e-6)
+
+
+def test_distance_returns_a_python_float():
+    assert type(DistanceFromInit().compute(group(weights=[1.0], updates=[0.0]))) is float
