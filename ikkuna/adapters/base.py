@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ikkuna.core.arrays import Array, Layout
@@ -58,6 +59,35 @@ class Adapter(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the framework packages in use, for the run's record."""
         return {}
+
+    # -- the probe (capabilities probe_activations, probe_gradients, hessian_vector_product) --
+    # Adapters with these capabilities implement the matching methods; each gets the step's
+    # ikkuna.ProbeSession (its ``probe`` and a ``cache`` for the step) and returns numpy.
+
+    def run_probe(self, task: Callable[[], None]) -> None:
+        """Run ``task`` (the step's probe) where framework computations are safe and the
+        model holds the weights after the update; called at the end of an optimizer step.
+        The default runs it at once (the step ended on the user's thread)."""
+        task()
+
+    def finish_probes(self) -> None:
+        """Wait for probe work :meth:`run_probe` deferred (called on detach)."""
+
+    def probe_parameters(self, session: Any) -> list[Any]:
+        """Every trainable parameter as :class:`ikkuna.ProbeParameter`, in a fixed order."""
+        raise NotImplementedError(f"the {self.framework} adapter has no probe")
+
+    def probe_activations(self, session: Any, layers: list[LayerInfo]) -> list[tuple[LayerInfo, Array]]:
+        """Each of ``layers``' output on the probe inputs, in inference mode."""
+        raise NotImplementedError(f"the {self.framework} adapter has no probe_activations")
+
+    def probe_gradients(self, session: Any, groups: int) -> list[Any]:
+        """Per parameter, the loss gradients of ``groups`` equal micro-batches ``(groups, *shape)``."""
+        raise NotImplementedError(f"the {self.framework} adapter has no probe_gradients")
+
+    def probe_hessian_vector_product(self, session: Any, vectors: Any) -> Any:
+        """``(k, size)`` float64 products of the probe loss' Hessian with flat vectors."""
+        raise NotImplementedError(f"the {self.framework} adapter has no hessian_vector_product")
 
 
 _monitored: dict[int, weakref.ref[Any]] = {}

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter
+from ikkuna.adapters.torch_probe import PROBE_CAPABILITIES, TorchProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo, activation_name
@@ -128,13 +129,14 @@ def _first_tensor(value: Any) -> Any:
     return None
 
 
-class TorchAdapter(Adapter):
+class TorchAdapter(TorchProbe, Adapter):
     """Monitors a ``torch.nn.Module`` trained with a ``torch.optim.Optimizer``."""
 
     framework = "torch"
     accepted = "torch.nn.Module"
-    #: ``learning_rate``: the first parameter group's ``lr`` of the optimizer that steps.
-    capabilities = frozenset({"learning_rate"})
+    #: ``learning_rate``: the first parameter group's ``lr`` of the optimizer that steps;
+    #: the probe's capabilities (see ``torch_probe``), run at the optimizer step's end.
+    capabilities = frozenset({"learning_rate"}) | PROBE_CAPABILITIES
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)

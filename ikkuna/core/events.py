@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -16,6 +16,7 @@ class Event:
     """One observation: a kind, where it was seen, when, and its array or value.
 
     ``param`` is the neutral role (``weight``/``bias``) for per-parameter kinds, else None.
+    ``probe`` is set on the ``probe`` kind only: the step's :class:`ikkuna.ProbeSession`.
     """
 
     kind: str
@@ -25,6 +26,7 @@ class Event:
     param: str | None = None
     array: Array | None = None
     value: float | None = None
+    probe: Any = None
 
 
 @dataclass(frozen=True, eq=False)

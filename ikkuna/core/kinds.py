@@ -19,15 +19,27 @@ LABELS = "labels"
 #: optimizer exposes it (the ``learning_rate`` capability).
 LEARNING_RATE = "learning_rate"
 
+#: A layer's output on the fixed probe batch, in inference mode, after the optimizer step
+#: (adapter capability ``probe_activations``; needs ``attach(probe=...)``).
+PROBE_ACTIVATIONS = "probe_activations"
+#: One parameter's per-sample gradients of the probe loss, ``(samples, *shape)``, after the
+#: optimizer step (adapter capability ``probe_gradients``).
+PROBE_GRADIENTS = "probe_gradients"
+#: The probe itself, once per probed step: ``group.probe`` is a :class:`ikkuna.ProbeSession`
+#: (gradients on micro-batches, Hessian-vector products); the event has no array.
+PROBE = "probe"
+
 #: Kinds produced once per layer (per call of the layer).
-LAYER_KINDS = frozenset({ACTIVATIONS, OUTPUT_GRADIENTS})
+LAYER_KINDS = frozenset({ACTIVATIONS, OUTPUT_GRADIENTS, PROBE_ACTIVATIONS})
 #: Kinds produced once per (layer, parameter).
-PARAMETER_KINDS = frozenset({GRADIENTS, WEIGHTS, UPDATES})
+PARAMETER_KINDS = frozenset({GRADIENTS, WEIGHTS, UPDATES, PROBE_GRADIENTS})
 #: Kinds that concern the whole run, not a layer.
 RUN_KINDS = frozenset(
     {STEP_STARTED, STEP_FINISHED, EPOCH_STARTED, EPOCH_FINISHED, LOSS, INPUTS, OUTPUTS, LABELS,
-     LEARNING_RATE}
+     LEARNING_RATE, PROBE}
 )
+#: Kinds computed on the probe batch by extra passes after the optimizer step.
+PROBE_KINDS = frozenset({PROBE_ACTIVATIONS, PROBE_GRADIENTS, PROBE})
 #: Kinds without an array; metrics cannot need them.
 MARKER_KINDS = frozenset({STEP_STARTED, STEP_FINISHED, EPOCH_STARTED, EPOCH_FINISHED})
 #: Kinds whose events may arrive several times in one step (a layer called twice,

@@ -62,6 +62,14 @@ class EventGroup(Mapping[str, np.ndarray]):
             raise ValueError(f"event {kind!r} carries a value, not an array; use group.value()")
         return array
 
+    @property
+    def probe(self) -> Any:
+        """The step's :class:`ikkuna.ProbeSession`, for metrics that need the ``probe`` kind."""
+        session = self.event(K.PROBE).probe
+        if session is None:
+            raise ValueError("the 'probe' event of this group carries no probe session")
+        return session
+
     def value(self, kind: str) -> float:
         event = self.event(kind)
         if event.value is not None:

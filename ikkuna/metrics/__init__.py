@@ -15,6 +15,7 @@ from ikkuna.metrics.global_norms import (
 from ikkuna.metrics.histograms import ActivationHistogram, GradientHistogram, WeightHistogram
 from ikkuna.metrics.norms import GradientNorm, UpdateNorm, UpdateToWeightRatio, WeightNorm
 from ikkuna.metrics.optimizer import LearningRate
+from ikkuna.metrics.probing import PROBING_METRICS
 from ikkuna.metrics.spectral import ConditionNumber, SpectralAlpha, SpectralNorm, StableRank
 
 BUILTIN_METRICS = (
@@ -40,6 +41,7 @@ BUILTIN_METRICS = (
     ConditionNumber,
     StableRank,
     SpectralAlpha,
+    *PROBING_METRICS,
 )
 
 
