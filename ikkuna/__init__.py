@@ -30,6 +30,7 @@ from ikkuna.core.monitor import Monitor
 from ikkuna.core.plugins import PluginManager, get_plugin_manager
 from ikkuna.core.schedule import Every
 from ikkuna.core.sink import RunInfo, Sink
+from ikkuna.doctor import Finding, TrainingProblem, TrainingWarning, diagnose
 from ikkuna.sinks.reader import Run, Series, list_runs, open_run
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "Adapter",
     "Array",
     "Event",
+    "Finding",
     "EventGroup",
     "Every",
     "Histogram",
@@ -66,11 +68,14 @@ __all__ = [
     "RunNotFoundError",
     "Series",
     "Sink",
+    "TrainingProblem",
+    "TrainingWarning",
     "UnknownMetricError",
     "UnknownSinkError",
     "UnsupportedMetricError",
     "UnsupportedModelError",
     "attach",
+    "diagnose",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",

@@ -16,6 +16,7 @@ from ikkuna.core.monitor import Monitor
 from ikkuna.core.plugins import PluginManager, Provided, get_plugin_manager
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
+from ikkuna.doctor.live import DEFAULT_DOCTOR_EVERY, LiveDoctor
 
 if TYPE_CHECKING:
     from ikkuna.adapters.base import Adapter
@@ -60,6 +61,8 @@ def attach(
     store: str | os.PathLike[str] | None = None,
     framework: str | None = None,
     plugins: PluginManager | None = None,
+    doctor: str | None = None,
+    doctor_every: int = DEFAULT_DOCTOR_EVERY,
 ) -> Monitor:
     """Start monitoring ``model``'s training; returns the :class:`Monitor` (a context manager).
 
@@ -71,8 +74,12 @@ def attach(
     int ``n`` (every n-th step), :class:`ikkuna.Every` or a predicate on the step. ``run``: the
     run's name (made unique in the store). ``optimizer``: the optimizer whose steps count; if
     omitted, adapters that can see every optimizer's steps use those that train the model.
+    ``doctor``: ``"warn"`` or ``"raise"`` runs the doctor's rules on the records every
+    ``doctor_every`` steps (no store needed) and warns (:class:`ikkuna.TrainingWarning`) or
+    raises :class:`ikkuna.TrainingProblem` once per finding.
     """
     plugins = plugins or get_plugin_manager()
+    live_doctor = None if doctor is None else LiveDoctor(doctor, doctor_every, plugins)
     adapter_class = find_adapter(model, plugins, framework)
     adapter = adapter_class(model, optimizer)
     slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class)
@@ -88,6 +95,9 @@ def attach(
     }
     monitor = Monitor(adapter, slots, sink_objects, run=run_name, layers=layers, every=every,
                       config=config)
+    if live_doctor is not None:
+        monitor.doctor = live_doctor
+        live_doctor.bind(monitor)
     return monitor.start()
 
 

@@ -21,6 +21,7 @@ from ikkuna.core.sink import RunInfo, Sink
 
 if TYPE_CHECKING:
     from ikkuna.adapters.base import Adapter
+    from ikkuna.doctor.live import LiveDoctor
 
 #: Names ``monitor.log`` treats as event kinds rather than user scalars.
 LOGGED_ARRAY_KINDS = (K.INPUTS, K.OUTPUTS, K.LABELS)
@@ -35,6 +36,9 @@ class Monitor:
     optimizer step still belong to that step. The step's records reach the sinks when the next
     step begins or on :meth:`detach`.
     """
+
+    #: Runs the doctor's rules on the records as training goes (``attach(doctor=...)``).
+    doctor: LiveDoctor | None = None
 
     def __init__(
         self,
@@ -108,12 +112,16 @@ class Monitor:
             self._close_step()
             for sink in list(self.sinks):
                 self._guard(sink, "close", sink.close)
+        if self.doctor is not None:
+            self.doctor.step_closed(self, self.step, final=True)  # may warn or raise
 
     def __enter__(self) -> Monitor:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.detach()
+        if self.doctor is not None:  # a finding raised inside a host callback comes out here
+            self.doctor.reraise_over(exc_info[1])
 
     # -- what adapters call -------------------------------------------------------------------
 
@@ -236,6 +244,8 @@ class Monitor:
         self.step += 1
         self._step_finished = False
         self._open_step()
+        if self.doctor is not None:
+            self.doctor.step_closed(self, self.step - 1)  # may warn or raise TrainingProblem
 
     def _open_step(self) -> None:
         """Start recording ``self.step``; it belongs to the epoch it starts in."""
@@ -250,6 +260,8 @@ class Monitor:
             self.emit(K.LOSS, value=loss)
         records = self._bus.close_step()
         records += self._scalar_records()
+        if self.doctor is not None:
+            self.doctor.record(records)
         if records:
             for sink in list(self.sinks):
                 self._guard(sink, "write", sink.write, records)

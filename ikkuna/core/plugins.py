@@ -18,7 +18,7 @@ from ikkuna.core.errors import PluginConflictError
 ENTRY_POINT_GROUP = "ikkuna"
 DISABLED_PLUGINS_VARIABLE = "IKKUNA_DISABLED_PLUGINS"
 #: Built-in plugin modules, registered exactly like external plugins.
-BUILTIN_PLUGINS = ("ikkuna.metrics", "ikkuna.sinks", "ikkuna.adapters")
+BUILTIN_PLUGINS = ("ikkuna.metrics", "ikkuna.sinks", "ikkuna.adapters", "ikkuna.doctor.rules")
 
 T = TypeVar("T")
 
