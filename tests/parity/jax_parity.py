@@ -21,6 +21,10 @@ def build(architecture: Architecture) -> Any:
         def __call__(self, x):
             return nnx.relu(x)
 
+    class Tanh(nnx.Module):  # named for its activation: LayerInfo.activation is "tanh"
+        def __call__(self, x):
+            return jnp.tanh(x)
+
     class GlobalAveragePool(nnx.Module):
         def __call__(self, x):
             return jnp.mean(x, axis=(1, 2))
@@ -36,6 +40,8 @@ def build(architecture: Architecture) -> Any:
                                      rngs=rngs)
                 elif layer_type == "relu":
                     layer = ReLU()
+                elif layer_type == "tanh":
+                    layer = Tanh()
                 else:
                     layer = GlobalAveragePool()
                 setattr(self, name, layer)
@@ -60,7 +66,9 @@ def train(jax: ModuleType, architecture: Architecture, style: str, **attach_opti
     from flax import nnx
 
     model = build(architecture)
-    optimizer = nnx.Optimizer(model, optax.sgd(LEARNING_RATE), wrt=nnx.Param)
+    # inject_hyperparams makes the learning rate readable (the learning_rate metric)
+    optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE),
+                              wrt=nnx.Param)
 
     def step(model: Any, optimizer: Any, inputs: Any, labels: Any) -> Any:
         def loss_function(model: Any) -> Any:

@@ -22,6 +22,8 @@ def build(keras: ModuleType, architecture: Architecture) -> Any:
             layers.append(keras.layers.Conv2D(shape[0], shape[2], padding="same", name=name))
         elif layer_type == "relu":
             layers.append(keras.layers.ReLU(name=name))
+        elif layer_type == "tanh":
+            layers.append(keras.layers.Activation("tanh", name=name))
         elif layer_type == "global_average_pool":
             layers.append(keras.layers.GlobalAveragePooling2D(name=name))
     model = keras.Sequential(layers, name=architecture.name)

@@ -48,7 +48,13 @@ class Architecture:
 
 MLP = Architecture(
     "mlp",
-    (("dense1", "dense", (16, 8)), ("relu1", "relu", ()), ("dense2", "dense", (CLASSES, 16))),
+    (
+        ("dense1", "dense", (16, 8)),
+        ("relu1", "relu", ()),
+        ("dense2", "dense", (8, 16)),
+        ("tanh1", "tanh", ()),  # a bounded activation, for saturated_fraction
+        ("dense3", "dense", (CLASSES, 8)),
+    ),
     (8,),
 )
 
@@ -60,6 +66,7 @@ CNN = Architecture(
         ("conv2", "conv2d", (6, 4, 3, 3)),
         ("relu2", "relu", ()),
         ("pool", "global_average_pool", ()),
+        ("tanh1", "tanh", ()),
         ("dense", "dense", (CLASSES, 6)),
     ),
     (2, 6, 6),

@@ -25,6 +25,8 @@ def build(torch: ModuleType, architecture: Architecture) -> Any:
             modules[name] = nn.Conv2d(shape[1], shape[0], shape[2], padding=shape[2] // 2)
         elif layer_type == "relu":
             modules[name] = nn.ReLU()
+        elif layer_type == "tanh":
+            modules[name] = nn.Tanh()
         elif layer_type == "global_average_pool":
             modules[name] = GlobalAveragePool()
     model = nn.Sequential(modules)
