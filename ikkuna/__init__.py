@@ -28,6 +28,7 @@ from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.monitor import Monitor
 from ikkuna.core.plugins import PluginManager, get_plugin_manager
+from ikkuna.core.probe import Probe, ProbeParameter, ProbeSession
 from ikkuna.core.schedule import Every
 from ikkuna.core.sink import RunInfo, Sink
 from ikkuna.doctor import Finding, TrainingProblem, TrainingWarning, diagnose
@@ -61,6 +62,9 @@ __all__ = [
     "Monitor",
     "PluginConflictError",
     "PluginManager",
+    "Probe",
+    "ProbeParameter",
+    "ProbeSession",
     "Problem",
     "Record",
     "Run",

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
+from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo, activation_name
@@ -142,13 +143,13 @@ class _ClassSwaps:
         self._swapped.clear()
 
 
-class JaxAdapter(Adapter):
+class JaxAdapter(JaxProbe, Adapter):
     """Monitors a Flax NNX module trained with an ``nnx.Optimizer``."""
 
     framework = "jax"
     accepted = "flax.nnx.Module (trained with an nnx.Optimizer)"
     #: ``learning_rate``: from an optax transformation made with ``optax.inject_hyperparams``.
-    capabilities = frozenset({"learning_rate"})
+    capabilities = frozenset({"learning_rate"}) | PROBE_CAPABILITIES  # probe: see jax_probe
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -215,6 +216,8 @@ class JaxAdapter(Adapter):
         self.monitor = monitor
         self._kinds = kinds
         self._selected = {layer.name for layer in layers}
+        if kinds & K.PROBE_KINDS:
+            self._probe_install()  # before any class is swapped
         if K.ACTIVATIONS in kinds or K.OUTPUT_GRADIENTS in kinds:
             for layer in layers:
                 module = self._modules[layer.name]
@@ -290,6 +293,7 @@ class JaxAdapter(Adapter):
             result = original(optimizer, *args, **kwargs)
             captured = nnx.to_flat_state(nnx.pop(model, _captured_type()))
             outputs = [(adapter._captured_kind(path), v[...]) for path, v in captured]
+            adapter._probe_hand_out_state(model, optimizer, step)
             # only what metrics need: every array handed out may change how XLA fuses the step
             paths, gradients, weights, updates = [], [], [], []
             grad_leaves = dict(nnx.to_flat_state(grads)) if K.GRADIENTS in adapter._kinds else {}

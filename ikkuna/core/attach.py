@@ -12,7 +12,9 @@ from ikkuna.adapters.detection import find_adapter
 from ikkuna.core.bus import MetricSlot
 from ikkuna.core.errors import UnknownMetricError, UnknownSinkError, UnsupportedMetricError
 from ikkuna.core.metric import Metric
+from ikkuna.core.kinds import PROBE_KINDS
 from ikkuna.core.monitor import Monitor
+from ikkuna.core.probe import NEEDS_LOSS, Probe, as_probe, check_probe_metrics
 from ikkuna.core.plugins import PluginManager, Provided, get_plugin_manager
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
@@ -61,6 +63,7 @@ def attach(
     store: str | os.PathLike[str] | None = None,
     framework: str | None = None,
     plugins: PluginManager | None = None,
+    probe: Probe | None = None,
     doctor: str | None = None,
     doctor_every: int = DEFAULT_DOCTOR_EVERY,
 ) -> Monitor:
@@ -74,15 +77,20 @@ def attach(
     int ``n`` (every n-th step), :class:`ikkuna.Every` or a predicate on the step. ``run``: the
     run's name (made unique in the store). ``optimizer``: the optimizer whose steps count; if
     omitted, adapters that can see every optimizer's steps use those that train the model.
-    ``doctor``: ``"warn"`` or ``"raise"`` runs the doctor's rules on the records every
-    ``doctor_every`` steps (no store needed) and warns (:class:`ikkuna.TrainingWarning`) or
-    raises :class:`ikkuna.TrainingProblem` once per finding.
+    ``probe``: an :class:`ikkuna.Probe` (a fixed batch and loss) for the metrics that probe
+    the model after the step (SVCCA, gradient noise, curvature); ``"full"`` includes them only
+    when it is given. ``doctor``: ``"warn"`` or ``"raise"`` runs the doctor's rules on the
+    records every ``doctor_every`` steps (no store needed) and warns
+    (:class:`ikkuna.TrainingWarning`) or raises :class:`ikkuna.TrainingProblem` once per finding.
     """
+    probe = as_probe(probe)
     plugins = plugins or get_plugin_manager()
     live_doctor = None if doctor is None else LiveDoctor(doctor, doctor_every, plugins)
     adapter_class = find_adapter(model, plugins, framework)
     adapter = adapter_class(model, optimizer)
-    slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class)
+    slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class,
+                            probe=probe)
+    check_probe_metrics(slots, probe, adapter_class)
     run_name = _check_run_name(run) if run is not None else _default_run_name(adapter_class.framework)
     sink_objects = resolve_sinks(DEFAULT_SINKS if sinks is None else sinks, plugins, store)
     config = {
@@ -94,7 +102,7 @@ def attach(
         "optimizer": None if optimizer is None else type(optimizer).__qualname__,
     }
     monitor = Monitor(adapter, slots, sink_objects, run=run_name, layers=layers, every=every,
-                      config=config)
+                      config=config, probe=probe)
     if live_doctor is not None:
         monitor.doctor = live_doctor
         live_doctor.bind(monitor)
@@ -105,6 +113,8 @@ def resolve_metrics(
     specs: Iterable[MetricSpec] | str,
     plugins: PluginManager,
     adapter_class: type[Adapter] | None = None,
+    *,
+    probe: Probe | None = None,
 ) -> list[MetricSlot]:
     """Metric names, presets, classes or instances to slots.
 
@@ -114,7 +124,7 @@ def resolve_metrics(
     if isinstance(specs, (str, Metric)):
         specs = [specs]
     known = plugins.metrics()
-    specs = expand_presets(specs, known, adapter_class)
+    specs = expand_presets(specs, known, adapter_class, probe=probe)
     slots: list[MetricSlot] = []
     for spec in specs:
         if isinstance(spec, str):
@@ -147,7 +157,9 @@ def resolve_metrics(
 
 
 def expand_presets(
-    specs: Iterable[MetricSpec], known: dict[str, Provided[type]], adapter_class: type[Adapter] | None
+    specs: Iterable[MetricSpec], known: dict[str, Provided[type]], adapter_class: type[Adapter] | None,
+    *,
+    probe: Probe | None = None,
 ) -> list[MetricSpec]:
     """Replace preset names by their metric names (a name given twice is kept once).
 
@@ -166,11 +178,19 @@ def expand_presets(
                 name for name, provided in known.items()
                 if provided.plugin == BUILTIN_METRICS_PLUGIN
                 and supports(adapter_class, provided.item)
+                and _probe_allows(provided.item, probe)
             ]
         else:
             names = [spec]
         expanded += [n for n in names if not (isinstance(n, str) and n in expanded)]
     return expanded
+
+
+def _probe_allows(metric_class: type[Metric], probe: Probe | None) -> bool:
+    """Whether a metric can run with the probe given (metrics without probe kinds: yes)."""
+    if not set(metric_class.needs) & PROBE_KINDS:
+        return True
+    return probe is not None and (probe.loss is not None or not metric_class.requires & NEEDS_LOSS)
 
 
 def supports(adapter_class: type[Adapter] | None, metric_class: type[Metric]) -> bool:

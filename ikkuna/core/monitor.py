@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.bus import Bus, MetricSlot, Problem
 from ikkuna.core.events import Event, Record
 from ikkuna.core.layers import LayerInfo
+from ikkuna.core.probe import Probe, ProbeRunner, split_probe_slots
 from ikkuna.core.schedule import LayerSelection, ScheduleLike, as_layer_filter, as_schedule
 from ikkuna.core.sink import RunInfo, Sink
 
@@ -50,6 +52,7 @@ class Monitor:
         layers: LayerSelection = None,
         every: ScheduleLike = None,
         config: dict[str, Any] | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.adapter = adapter
         self.sinks = list(sinks)
@@ -61,7 +64,11 @@ class Monitor:
         self._select_layer = as_layer_filter(layers)
         self._layers_given = layers
         self._scheduled = as_schedule(every)
-        self._bus = Bus(slots, run, self._record_problem)
+        step_slots, probe_slots = split_probe_slots(slots)
+        self._bus = Bus(step_slots, run, self._record_problem)
+        #: Runs the metrics that need probe kinds (None without any).
+        self.prober = ProbeRunner(probe, adapter, probe_slots, run) if probe and probe_slots else None
+        self._probed_step = -1
         self._step_finished = False
         self._recording: frozenset[str] = frozenset()
         self._step_epoch = 0
@@ -90,7 +97,8 @@ class Monitor:
         self._bus.run = self.run
         self._open_step()
         try:
-            self.adapter.install(self, self.layers, self._bus.needed_kinds())
+            kinds = self._bus.needed_kinds() | (self.prober.kinds if self.prober else frozenset())
+            self.adapter.install(self, self.layers, kinds)
         except BaseException:
             self.adapter.remove()  # a half-done install leaves nothing behind
             for sink in list(self.sinks):
@@ -107,7 +115,10 @@ class Monitor:
         self.attached = False
         _live_monitors.discard(self)
         try:
-            self.adapter.remove()
+            try:
+                self.adapter.finish_probes()  # probes deferred by the adapter
+            finally:
+                self.adapter.remove()
         finally:
             self._close_step()
             for sink in list(self.sinks):
@@ -162,8 +173,18 @@ class Monitor:
         self._stepped.append(optimizer)
 
     def optimizer_step_finished(self) -> None:
-        """The optimizer stepped: weights and updates have been emitted; the step is done."""
+        """The optimizer stepped: weights and updates have been emitted; the step is done.
+
+        Starts the probe if a probe metric is scheduled on this step (once per step).
+        """
         self._step_finished = True
+        prober = self.prober
+        if (prober is not None and self._probed_step != self.step
+                and self._scheduled(self.step) and prober.due(self.step)):
+            self._probed_step = self.step
+            self.adapter.run_probe(
+                functools.partial(prober.run, self.step, self._step_epoch, tuple(self.layers),
+                                  self.run))
 
     def emit(
         self,
@@ -259,6 +280,11 @@ class Monitor:
             loss = float(np.mean(self._losses))
             self.emit(K.LOSS, value=loss)
         records = self._bus.close_step()
+        if self.prober is not None:
+            probed, problems = self.prober.take()
+            records += probed
+            for problem in problems:
+                self._record_problem(problem)
         records += self._scalar_records()
         if self.doctor is not None:
             self.doctor.record(records)
