@@ -330,7 +330,7 @@ class KerasAdapter(Adapter):
                     known = self._variables.get(id(variable))
                     if known is not None and grad is not None:
                         slots.append(_Slot(K.GRADIENTS, *known))
-                        tensors.append(tf.convert_to_tensor(grad))  # IndexedSlices too
+                        tensors.append(_Recomputed(tf.convert_to_tensor(grad)))  # IndexedSlices too
             before = [tf.identity(v.value) for v, _ in watched] if K.UPDATES in self._kinds else []
             result = original(grads, trainable_variables)
             for index, (variable, (layer, role, layout)) in enumerate(watched):
@@ -407,12 +407,20 @@ class KerasAdapter(Adapter):
 
         Steps the monitor's ``every=`` skips hand over only the loss (cheap), decided on the
         host when eager and inside the graph, from the optimizer's iteration count, when traced.
+
+        In a traced step the callback never reads a gradient tensor the optimizer reads: it
+        reads a copy computed inside the branch that sends (see ``_recompute``). A second
+        reader would stop TensorFlow's graph optimizer from rewriting the optimizer's
+        arithmetic on the gradient as it does without ikkuna (with BatchNormalization it
+        reorders ``lr * (a * b)`` to ``(lr * a) * b``), and the weights would differ in the
+        last bits.
         """
         tf = _tf()
         light = [(slot, tensor) for slot, tensor in zip(slots, tensors) if slot.kind == K.LOSS]
         deliver_all = functools.partial(self._deliver, tuple(slots))
         deliver_light = functools.partial(self._deliver, tuple(slot for slot, _ in light))
         if tf.executing_eagerly():
+            tensors = [t.tensor if isinstance(t, _Recomputed) else t for t in tensors]
             monitor = self.monitor
             step = monitor.step + (1 if monitor.between_steps else 0)
             if monitor.schedule(step):
@@ -423,7 +431,8 @@ class KerasAdapter(Adapter):
         scheduled = self._scheduled_in_graph(iteration)
 
         def send_all() -> Any:
-            tf.numpy_function(deliver_all, tensors, Tout=[], stateful=True, name="ikkuna_deliver")
+            values = [_recompute(t.tensor) if isinstance(t, _Recomputed) else t for t in tensors]
+            tf.numpy_function(deliver_all, values, Tout=[], stateful=True, name="ikkuna_deliver")
             return tf.constant(0)
 
         def send_light() -> Any:
@@ -432,9 +441,9 @@ class KerasAdapter(Adapter):
             return tf.constant(0)
 
         if scheduled is None:
-            send_all()
-        else:
-            tf.cond(scheduled, send_all, send_light)
+            # always true, but not to the graph optimizer: the branch keeps the copies apart
+            scheduled = iteration >= 0
+        tf.cond(scheduled, send_all, send_light)
 
     def _scheduled_in_graph(self, iteration: Any) -> Any:
         """Whether the monitor's ``every=`` records this step, as a graph bool (None: the
@@ -524,6 +533,47 @@ def _numbers(logs: Any) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return numbers
+
+
+@dataclass(frozen=True)
+class _Recomputed:
+    """A gradient the host callback gets as a copy made where it is sent (``_recompute``)."""
+
+    tensor: Any
+
+
+#: Ops whose output is no larger than their inputs together and cheap to compute again: the
+#: ones whose chains TensorFlow's graph optimizer rewrites (reorders, merges, folds).
+_ELEMENTWISE = frozenset({
+    "Add", "AddN", "AddV2", "Cast", "Div", "DivNoNan", "ExpandDims", "Identity",
+    "Maximum", "Minimum", "Mul", "MulNoNan", "Neg", "RealDiv", "Reciprocal", "Reshape", "Rsqrt",
+    "Select", "SelectV2", "Sqrt", "Square", "SquaredDifference", "Squeeze", "Sub",
+})
+
+
+def _recompute(tensor: Any) -> Any:
+    """``tensor`` computed again in the current graph (a ``tf.cond`` branch) by copies of its
+    elementwise producer and of those elementwise inputs that only it reads.
+
+    The copies read the same inputs, so they give the same bits, and they are the only
+    readers the host callback adds: the original chain keeps its single reader (the
+    optimizer) and the graph optimizer rewrites it as it would without ikkuna. Inside a
+    branch the copies have other inputs (the branch's) and are not merged with the originals.
+    A tensor made by another op (a matmul, a reduction) is read as it is: the cost of copying
+    is at most a few passes over one parameter's gradient, on recorded steps only.
+    """
+    if _is_eager(tensor):  # a captured constant
+        return tensor
+    op = tensor.op
+    if op.type not in _ELEMENTWISE or len(op.outputs) != 1:
+        return tensor
+    inputs = [_recompute(i) if len(i.consumers()) == 1 else i for i in op.inputs]
+    attrs = {name: value for name, value in op.node_def.attr.items()
+             if not name.startswith("_")}
+    graph = _tf().compat.v1.get_default_graph()
+    copy = graph._create_op_internal(op.type, inputs, [tensor.dtype], attrs=attrs,
+                                     name="ikkuna_gradient")
+    return copy.outputs[0]
 
 
 def _first_tensor(value: Any) -> Any:
