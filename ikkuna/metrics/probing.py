@@ -154,8 +154,9 @@ def activation_matrix(values: np.ndarray, positions: str = "samples") -> np.ndar
 
 
 class SvccaSimilarity(Metric):
-    """SVCCA similarity of a layer's outputs on the probe batch to its outputs some steps
-    earlier (1: unchanged up to a linear map; how far the layer is from having converged).
+    """SVCCA similarity of a layer's probe-batch outputs to its outputs some steps earlier.
+
+    1 means unchanged up to a linear map: how far the layer is from having converged.
 
     ``lag``: compare with the outputs of at least ``lag`` steps earlier (the latest such run of
     this metric); None (the default): with the previous run. ``positions``: conv and sequence
@@ -198,9 +199,10 @@ class SvccaSimilarity(Metric):
 
 
 class GradientNoiseScale(Metric):
-    """Gradient noise scale B_simple = tr(Σ)/|G|² from gradients of the probe batch's
-    micro-batches (McCandlish et al. 2018): the batch size beyond which larger batches help
-    little. Also records ``.gradient_norm_squared`` and ``.trace_covariance``.
+    """Gradient noise scale B_simple = tr(Σ)/|G|² from the probe batch's micro-batches.
+
+    McCandlish et al. 2018: the batch size beyond which larger batches help little. Records
+    ``.scale``, ``.gradient_norm_squared`` and ``.trace_covariance``.
 
     ``microbatches``: how many equal parts the probe batch is split into (it must divide the
     probe batch; ``None``: one per sample).
@@ -225,8 +227,10 @@ class GradientNoiseScale(Metric):
 
 
 class GradientSignalToNoise(Metric):
-    """Gradient signal-to-noise ratio of each parameter on the probe batch: the mean over
-    its elements of ``mean² / variance`` of the per-sample gradients (GSNR, Liu et al. 2020);
+    """Gradient signal-to-noise ratio (mean²/variance of per-sample probe gradients).
+
+    Per parameter, the mean over its elements of ``mean² / variance`` of the per-sample
+    gradients (GSNR, Liu et al. 2020; unbiased variance, elements that do not vary left out);
     the step's run-level value is the mean over every element of the selected layers."""
 
     name = "gradient_snr"
@@ -261,8 +265,9 @@ class _Curvature(Metric):
 
 
 class HessianTopEigenvalue(_Curvature):
-    """Largest-magnitude eigenvalue of the Hessian of the probe loss (sharpness), by power
-    iteration on Hessian-vector products; ``iterations`` products at most."""
+    """Largest-magnitude eigenvalue of the probe loss' Hessian (sharpness), by power iteration.
+
+    At most ``iterations`` Hessian-vector products, from a fixed random start (``seed``)."""
 
     name = "hessian_top_eigenvalue"
 
@@ -279,8 +284,9 @@ class HessianTopEigenvalue(_Curvature):
 
 
 class HessianTrace(_Curvature):
-    """Trace of the Hessian of the probe loss, by Hutchinson's estimator with ``samples``
-    Rademacher vectors (fixed seed)."""
+    """Trace of the probe loss' Hessian, by Hutchinson's estimator.
+
+    The mean of zᵀHz over ``samples`` Rademacher vectors z (fixed ``seed``)."""
 
     name = "hessian_trace"
 

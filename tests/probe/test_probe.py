@@ -72,3 +72,11 @@ def test_attach_refuses_gradient_and_curvature_metrics_without_the_probe_loss(to
     model = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match=r"loss="):
         ikkuna.attach(model, metrics=[metric], probe=ikkuna.Probe(np.zeros((4, 2), np.float32)))
+
+
+def test_keras_has_no_probe_yet_and_says_which_adapters_have_it(keras):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    probe = ikkuna.Probe(np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), lambda o, t: 0)
+    with pytest.raises(ikkuna.UnsupportedMetricError, match=r"probe_activations.*jax, torch"):
+        ikkuna.attach(model, metrics=["svcca_similarity"], probe=probe)
