@@ -156,11 +156,14 @@ def nested(seed: int = 0) -> Any:
 
 
 def sgd(model: Any, momentum: float | None = None) -> Any:
-    """An ``nnx.Optimizer`` over the model's ``nnx.Param``s with ``optax.sgd``."""
+    """An ``nnx.Optimizer`` over the model's ``nnx.Param``s with ``optax.sgd``, its learning
+    rate made readable (the ``learning_rate`` metric) by ``optax.inject_hyperparams``."""
     import optax
     from flax import nnx
 
-    return nnx.Optimizer(model, optax.sgd(LEARNING_RATE, momentum=momentum), wrt=nnx.Param)
+    transformation = optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE,
+                                                         momentum=momentum)
+    return nnx.Optimizer(model, transformation, wrt=nnx.Param)
 
 
 def module_at(model: Any, dotted: str) -> Any:

@@ -75,5 +75,6 @@ def test_demo_trains_stores_a_run_and_prints_where_it_is(torch, capsys, private_
         loss = run.series("loss")
         assert len(loss) == 23  # 1437 training digits in batches of 64
         assert np.mean(loss.values[-5:]) < np.mean(loss.values[:5])
-        assert set(ikkuna.DEFAULT_METRICS) <= set(run.metrics())
+        # saturated_fraction records nothing: the demo's CNN has no bounded activation
+        assert set(ikkuna.DEFAULT_METRICS) - {"saturated_fraction"} <= set(run.metrics())
         assert "features.0" in [layer.name for layer in run.layers()]

@@ -1,0 +1,72 @@
+"""learning_rate: the metric, the capability it requires, and the default preset around it."""
+
+from __future__ import annotations
+
+import pytest
+
+import ikkuna
+from ikkuna.adapters.base import Adapter
+from ikkuna.adapters.jax import JaxAdapter, JaxPytreeAdapter
+from ikkuna.adapters.keras import KerasAdapter
+from ikkuna.adapters.torch import TorchAdapter
+from ikkuna.core import kinds as K
+from ikkuna.core.attach import DEFAULT_METRICS, resolve_metrics
+from ikkuna.core.plugins import PluginManager
+from ikkuna.metrics.optimizer import LearningRate
+from tests.metrics.events import group
+
+
+class _Bare(Adapter):
+    framework = "bare"
+
+    @classmethod
+    def accepts(cls, model):
+        return False
+
+    def layers(self):
+        return []
+
+    def install(self, monitor, layers, kinds):
+        pass
+
+    def remove(self):
+        pass
+
+
+class _WithLearningRate(_Bare):
+    framework = "rated"
+    capabilities = frozenset({"learning_rate"})
+
+
+def _names(slots):
+    return [slot.name for slot in slots]
+
+
+def test_learning_rate_records_the_value_of_the_steps_learning_rate_event():
+    result = LearningRate().compute(group(layer=None, value_learning_rate=3e-4))
+    assert result == 3e-4 and type(result) is float
+
+
+def test_learning_rate_is_a_run_level_kind_with_a_capability():
+    assert K.LEARNING_RATE in K.RUN_KINDS and LearningRate.scope() == "run"
+    assert LearningRate.requires == frozenset({"learning_rate"})
+
+
+@pytest.mark.parametrize("adapter, has_it", [
+    (TorchAdapter, True), (KerasAdapter, True), (JaxAdapter, True), (JaxPytreeAdapter, False),
+])
+def test_adapters_that_read_the_learning_rate_declare_it(adapter, has_it):
+    assert ("learning_rate" in adapter.capabilities) is has_it
+
+
+def test_default_preset_leaves_out_metrics_the_adapter_cannot_run():
+    plugins = PluginManager(load_entry_points=False)
+    without = _names(resolve_metrics("default", plugins, _Bare))
+    assert without == [name for name in DEFAULT_METRICS if name != "learning_rate"]
+    assert _names(resolve_metrics("default", plugins, _WithLearningRate)) == list(DEFAULT_METRICS)
+
+
+def test_learning_rate_named_for_an_adapter_without_the_capability_is_refused():
+    plugins = PluginManager(load_entry_points=False)
+    with pytest.raises(ikkuna.UnsupportedMetricError, match="requires learning_rate"):
+        resolve_metrics(["learning_rate"], plugins, _Bare)
