@@ -13,7 +13,7 @@ import numpy as np
 from ikkuna.core.errors import RunNotFoundError
 from ikkuna.core.events import Histogram
 from ikkuna.core.layers import LayerInfo
-from ikkuna.sinks.schema import connect, store_directory
+from ikkuna.sinks.schema import columns, connect, store_directory
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,14 @@ class Run:
         self._connection.close()
 
     def layers(self) -> list[LayerInfo]:
+        # stores written before LayerInfo.activation have no such column
+        activation = "activation" if "activation" in columns(self._connection, "layers") else "NULL"
         rows = self._connection.execute(
-            "SELECT name, kind, params FROM layers WHERE run_id = ? ORDER BY position", (self._id,)
+            f"SELECT name, kind, params, {activation} FROM layers WHERE run_id = ? ORDER BY position",
+            (self._id,),
         )
-        return [LayerInfo(name, kind, self.framework, json.loads(params)) for name, kind, params in rows]
+        return [LayerInfo(name, kind, self.framework, json.loads(params), activation=activation)
+                for name, kind, params, activation in rows]
 
     def metrics(self) -> list[str]:
         rows = self._connection.execute(

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS layers (
     position INTEGER NOT NULL,
     name TEXT NOT NULL,
     kind TEXT NOT NULL,
-    params TEXT NOT NULL
+    params TEXT NOT NULL,
+    activation TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -80,4 +81,24 @@ def connect(directory: Path, *, create: bool) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.executescript(SCHEMA)
+        _add_missing_columns(connection)
     return connection
+
+
+#: Columns added after a table was first released: (table, column, SQL type). Stores made
+#: before them get them on the next write; readers treat them as NULL where missing.
+ADDED_COLUMNS = (("layers", "activation", "TEXT"),)
+
+
+def columns(connection: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    for table, column, sql_type in ADDED_COLUMNS:
+        if column not in columns(connection, table):
+            try:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+            except sqlite3.OperationalError as error:  # another process added it meanwhile
+                if "duplicate column" not in str(error):
+                    raise

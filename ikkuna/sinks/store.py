@@ -47,9 +47,11 @@ class StoreSink(Sink):
         self._connection = connect(self.path, create=True)
         self._run_id, self._run_name = self._insert_run(run)
         self._connection.executemany(
-            "INSERT INTO layers (run_id, position, name, kind, params) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO layers (run_id, position, name, kind, params, activation) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (self._run_id, position, layer.name, layer.kind, json.dumps(dict(layer.params)))
+                (self._run_id, position, layer.name, layer.kind, json.dumps(dict(layer.params)),
+                 layer.activation)
                 for position, layer in enumerate(run.layers)
             ],
         )

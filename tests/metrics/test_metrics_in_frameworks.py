@@ -155,6 +155,8 @@ def values(monitor: ikkuna.Monitor, metric: str, layer: str | None = None, param
 def test_layers_know_their_activation(trained):
     monitor, _, _ = trained
     assert {layer.name: layer.activation for layer in monitor.layers} == LAYER_ACTIVATIONS
+    with ikkuna.open_run(monitor.run, store=monitor.store_path) as run:  # the store keeps them
+        assert {layer.name: layer.activation for layer in run.layers()} == LAYER_ACTIVATIONS
 
 
 @FRAMEWORKS
