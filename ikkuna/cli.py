@@ -1,4 +1,4 @@
-"""The ``ikkuna`` command: list plugins, list and show stored runs, run the demo."""
+"""The ``ikkuna`` command: list plugins, list and show stored runs, diagnose a run, run the demo."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run", nargs="?", help="run name (default: the latest run)")
     show.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
     show.set_defaults(handler=_show)
+
+    doctor = commands.add_parser("doctor", help="what went wrong in a run, where, and what to do")
+    doctor.add_argument("run", nargs="?", help="run name (default: the latest run)")
+    doctor.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
+    doctor.set_defaults(handler=_doctor)
 
     demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits, monitored")
     demo.add_argument("--framework", choices=DEMO_FRAMEWORKS, default="torch")
@@ -135,6 +140,28 @@ def _show(args: argparse.Namespace) -> int:
 
 def _layer_order(value) -> tuple:
     return (value.layer or "", value.param or "")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from ikkuna.doctor import diagnose
+    from ikkuna.sinks.reader import open_run
+
+    with open_run(args.run, args.store) as run:
+        name = run.name
+        findings = diagnose(run)
+    if not findings:
+        print(f"run {name}: no problems found")
+        return 0
+    counts = {}
+    for finding in findings:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    summary = ", ".join(f"{n} {severity}{'s' if n > 1 else ''}" for severity, n in counts.items())
+    print(f"run {name}: {len(findings)} finding{'s' if len(findings) > 1 else ''} ({summary}), "
+          "most severe first")
+    for finding in findings:
+        print()
+        print(finding.describe())
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -49,6 +49,10 @@ class Finding:
         object.__setattr__(self, "evidence",
                            MappingProxyType({str(k): float(v) for k, v in self.evidence.items()}))
 
+    def __reduce__(self):  # the read-only evidence mapping does not pickle by itself
+        return (type(self), (self.rule, self.severity, self.message, self.hint, self.layers,
+                             self.steps, dict(self.evidence)))
+
     @property
     def key(self) -> tuple[str, tuple[str, ...]]:
         """What makes two findings the same problem (live mode reports each key once)."""

@@ -166,10 +166,12 @@ class LiveHistory(History):
         self.run = run
         self._layers_of = layers
         self._data: dict[str, dict[Key, _LiveSeries]] = {}
+        self._built: dict[tuple[str, str | None, str | None], Series] = {}
         self._last = -1
 
     def add(self, records: Iterable[Record]) -> None:
         """Keep the float values of ``records`` (histograms and vectors are skipped)."""
+        self._built.clear()
         for record in records:
             value = record.value
             if isinstance(value, (np.ndarray,)) or not isinstance(value, (float, int, np.floating)):
@@ -195,14 +197,19 @@ class LiveHistory(History):
         return self._ordered(self._data.get(metric, {}))
 
     def series(self, metric: str, layer: str | None = None, param: str | None = None) -> Series:
+        built = self._built.get((metric, layer, param))
+        if built is not None:
+            return built
         found = self._data.get(metric, {}).get((layer, param))
         if found is None:
             raise KeyError(f"run {self.run!r} has no {metric!r} series for layer={layer!r}, "
                            f"param={param!r}")
         points = found.points()
         steps, epochs, values = (np.array(column) for column in zip(*points))
-        return Series(metric, layer, param, steps.astype(np.int64), epochs.astype(np.int64),
-                      values.astype(np.float64))
+        built = self._built[(metric, layer, param)] = Series(
+            metric, layer, param, steps.astype(np.int64), epochs.astype(np.int64),
+            values.astype(np.float64))
+        return built
 
     @property
     def last_step(self) -> int:

@@ -41,6 +41,8 @@ class LiveDoctor:
         self.history = LiveHistory("", list, metric_kinds(plugins))
         self.reported: set[tuple[str, tuple[str, ...]]] = set()
         self.findings: list[Finding] = []
+        #: The step after which each finding was first reported, by :attr:`Finding.key`.
+        self.detected_at: dict[tuple[str, tuple[str, ...]], int] = {}
         self.raised: TrainingProblem | None = None
 
     def bind(self, monitor: Monitor) -> None:
@@ -60,6 +62,7 @@ class LiveDoctor:
         if not found:
             return
         self.reported.update(f.key for f in found)
+        self.detected_at.update((f.key, step) for f in found)
         self.findings.extend(found)
         serious = [f for f in found if severity_rank(f.severity) < severity_rank("info")]
         if self.mode == "raise" and serious:
