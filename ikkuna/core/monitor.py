@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Names ``monitor.log`` treats as event kinds rather than user scalars.
 LOGGED_ARRAY_KINDS = (K.INPUTS, K.OUTPUTS, K.LABELS)
+#: Kinds that adapters emit and users may log; an adapter's own value of a step wins.
+_ADAPTER_OR_USER_KINDS = (*LOGGED_ARRAY_KINDS, K.LEARNING_RATE)
 _BATCH_FIRST = Layout(batch_axis=0)
 
 
@@ -196,7 +198,7 @@ class Monitor:
         value: float | None = None,
     ) -> None:
         """Hand an observation of the current step to the metrics."""
-        if kind in LOGGED_ARRAY_KINDS:
+        if kind in _ADAPTER_OR_USER_KINDS:
             self._adapter_kinds.add(kind)
         self._bus.publish(Event(kind, self.step, self.epoch, layer, param, array, value))
 
@@ -208,6 +210,9 @@ class Monitor:
         ``loss`` (a number; several in one step are averaged) and ``inputs``, ``outputs``,
         ``labels`` (arrays or native tensors) become events metrics can need; any other name
         is a user scalar stored as its own series (``lr=1e-3``, ``accuracy=0.9``).
+        ``learning_rate`` is the learning_rate metric's event while that metric runs (for
+        adapters that cannot read the optimizer's; ignored where the adapter did), else a
+        user scalar.
         """
         if not self.attached:
             raise RuntimeError(
@@ -225,6 +230,16 @@ class Monitor:
                 elif name in self._recording:  # also right after the optimizer step
                     self._bus.publish(Event(name, self.step, self.epoch, None, None,
                                             self.adapter.as_array(value, _BATCH_FIRST)))
+            elif name == K.LEARNING_RATE and name in self._bus.needed_kinds():
+                number = _as_number(name, value)  # one series: the metric's, not a scalar too
+                if name in self._adapter_kinds:
+                    self._warn_once(
+                        f"log_{name}",
+                        f"ikkuna: monitor.log({name}=...) ignored: the {self.adapter.framework} "
+                        f"adapter already recorded this step's {name}",
+                    )
+                elif name in self._recording:
+                    self._bus.publish(Event(name, self.step, self.epoch, value=number))
             else:
                 number = _as_number(name, value)
                 (self._losses if name == K.LOSS else self._scalars.setdefault(name, [])).append(number)

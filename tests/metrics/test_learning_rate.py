@@ -70,3 +70,46 @@ def test_learning_rate_named_for_an_adapter_without_the_capability_is_refused():
     plugins = PluginManager(load_entry_points=False)
     with pytest.raises(ikkuna.UnsupportedMetricError, match="requires learning_rate"):
         resolve_metrics(["learning_rate"], plugins, _Bare)
+
+
+# --- monitor.log(learning_rate=...) --------------------------------------------------------------
+
+
+def _train_linear(torch, metrics, rates):
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with ikkuna.attach(model, optimizer=optimizer, metrics=metrics) as monitor:
+        for rate in rates:
+            model(torch.ones(3, 2)).sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            monitor.log(learning_rate=rate)
+    return monitor
+
+
+def test_a_logged_learning_rate_does_not_double_the_adapters(torch):
+    with pytest.warns(RuntimeWarning, match=r"log\(learning_rate=\.\.\.\) ignored"):
+        monitor = _train_linear(torch, ["learning_rate"], [0.7, 0.7])
+    series = monitor.series("learning_rate")
+    assert list(series.steps) == [0, 1] and list(series.values) == [0.1, 0.1]
+
+
+def test_a_logged_learning_rate_is_a_user_scalar_while_the_metric_does_not_run(torch):
+    monitor = _train_linear(torch, ["weight_norm"], [0.7, 0.5])
+    assert list(monitor.series("learning_rate").values) == [0.7, 0.5]
+
+
+def test_a_logged_learning_rate_feeds_the_metric_where_the_adapter_cannot_read_it(jax):
+    import optax
+    from flax import nnx
+
+    model = nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+    with pytest.warns(RuntimeWarning, match="inject_hyperparams"), \
+            ikkuna.attach(model, optimizer=optimizer, metrics=["learning_rate"]) as monitor:
+        for rate in (0.1, 0.05):
+            grads = nnx.grad(lambda m: m(jax.numpy.ones((3, 2))).sum())(model)
+            optimizer.update(model, grads)
+            monitor.log(learning_rate=rate)
+    series = monitor.series("learning_rate")
+    assert list(series.steps) == [0, 1] and list(series.values) == [0.1, 0.05]
