@@ -232,7 +232,8 @@ class JaxAdapter(JaxProbe, Adapter):
             warnings.warn(
                 "ikkuna: the learning rate of this optax transformation cannot be read, so "
                 "learning_rate records nothing; make it readable with optax.inject_hyperparams, "
-                "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)",
+                "e.g. optax.inject_hyperparams(optax.adam)(learning_rate=1e-3), or pass it with "
+                "monitor.log(learning_rate=...) at each step",
                 RuntimeWarning, stacklevel=4,
             )
         self._attached = True
