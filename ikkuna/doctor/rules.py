@@ -149,7 +149,9 @@ def nan_or_inf(history: History) -> Iterator[Finding]:
             index = int(np.argmax(bad))
             step, value = int(series.steps[index]), float(series.values[index])
             last_bad = max(last_bad, int(series.steps[bad][-1]))
-            candidate = (step, phase, history.position(key[0]), key[1] or "", metric, key, value)
+            # a run-level series derived from the layers' (global_gradient_norm) comes after them
+            position = history.position(key[0]) if key[0] is not None else len(history.layers())
+            candidate = (step, phase, position, key[1] or "", metric, key, value)
             bad_at[f"{_label(metric, key)} @ {step}"] = value
             if first is None or candidate[:4] < first[:4]:
                 first = candidate
