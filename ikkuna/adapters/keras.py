@@ -7,7 +7,8 @@ identity with a custom gradient the gradient of that output), the model's ``call
 tensors one step collects leave the step in one host callback placed after the weight
 update: eagerly it runs at once, in a traced step it is an op of the graph. XLA cannot run
 host callbacks, so a model compiled with ``jit_compile=True`` trains without XLA while
-attached, and says so once. ``detach()`` puts every patched attribute back.
+attached, and says so once. ``detach()`` puts every patched attribute back. The probe (fixed
+batch metrics) runs outside that callback: see ``keras_probe``.
 
 Keras and TensorFlow are imported on first use, never when ikkuna is imported.
 """
@@ -23,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
+from ikkuna.adapters.keras_probe import PROBE_CAPABILITIES, KerasProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo, activation_name
@@ -128,13 +130,14 @@ class _Patches:
         self._saved.clear()
 
 
-class KerasAdapter(Adapter):
+class KerasAdapter(KerasProbe, Adapter):
     """Monitors a Keras 3 model (Sequential, functional, subclassed) on TensorFlow."""
 
     framework = "keras"
     accepted = "keras.Model or keras.layers.Layer (Keras 3, TensorFlow backend)"
-    #: ``learning_rate``: ``optimizer.learning_rate``, a schedule's value at the step's iteration.
-    capabilities = frozenset({"learning_rate"})
+    #: ``learning_rate``: ``optimizer.learning_rate``, a schedule's value at the step's iteration;
+    #: the probe's capabilities (see ``keras_probe``: after fit's train function, eager steps).
+    capabilities = frozenset({"learning_rate"}) | PROBE_CAPABILITIES
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
         super().__init__(model, optimizer)
@@ -239,6 +242,7 @@ class KerasAdapter(Adapter):
             self.model._jit_compile = self._saved_jit_compile
         self._retrace_train_function()
         self._pending.clear()
+        self._probe_functions = self._probe_waiting = None
 
     def _retrace_train_function(self) -> None:
         """Rebuild fit's step function, if one exists: fit looks it up anew at every step."""
@@ -295,7 +299,10 @@ class KerasAdapter(Adapter):
         def make_train_function(*args: Any, **kwargs: Any) -> Any:
             if self._attached and getattr(self.model, "jit_compile", False):
                 self._disable_xla()
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            if self._attached and self._kinds & K.PROBE_KINDS:
+                self._probe_wrap_train_function()  # the probe runs when a step returns
+            return result
 
         return make_train_function
 
@@ -423,10 +430,14 @@ class KerasAdapter(Adapter):
             tensors = [t.tensor if isinstance(t, _Recomputed) else t for t in tensors]
             monitor = self.monitor
             step = monitor.step + (1 if monitor.between_steps else 0)
-            if monitor.schedule(step):
-                deliver_all(*[np.asarray(t) for t in tensors])  # numpy inputs pass through too
-            else:
-                deliver_light(*[np.asarray(t) for _, t in light])
+            self._probe_eager = True  # a probe due on this step runs at once
+            try:
+                if monitor.schedule(step):
+                    deliver_all(*[np.asarray(t) for t in tensors])  # numpy inputs pass through
+                else:
+                    deliver_light(*[np.asarray(t) for _, t in light])
+            finally:
+                self._probe_eager = False
             return
         scheduled = self._scheduled_in_graph(iteration)
 

@@ -74,9 +74,9 @@ def test_attach_refuses_gradient_and_curvature_metrics_without_the_probe_loss(to
         ikkuna.attach(model, metrics=[metric], probe=ikkuna.Probe(np.zeros((4, 2), np.float32)))
 
 
-def test_keras_has_no_probe_yet_and_says_which_adapters_have_it(keras):
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-    model.compile(optimizer="sgd", loss="mse")
+def test_an_adapter_without_the_probe_refuses_probe_metrics_naming_those_that_have_it(jax):
+    params = {"dense": {"kernel": jax.numpy.zeros((2, 2)), "bias": jax.numpy.zeros(2)}}
     probe = ikkuna.Probe(np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), lambda o, t: 0)
-    with pytest.raises(ikkuna.UnsupportedMetricError, match=r"probe_activations.*jax, torch"):
-        ikkuna.attach(model, metrics=["svcca_similarity"], probe=probe)
+    with pytest.raises(ikkuna.UnsupportedMetricError,
+                       match=r"probe_activations.*jax-pytree.*jax, keras, torch"):
+        ikkuna.attach(params, metrics=["svcca_similarity"], probe=probe)
