@@ -10,8 +10,6 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 import ikkuna
 from ikkuna.demos.digits import load
 

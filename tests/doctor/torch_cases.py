@@ -7,9 +7,10 @@ and settings. Data: digits as 64 features (MLPs) or 1x8x8 images (CNN).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
