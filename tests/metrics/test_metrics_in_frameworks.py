@@ -16,7 +16,9 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
+from ikkuna.metrics.spectral import SpectralAlpha
 from tests.adapters.recording import recorders
+from tests.metrics.test_spectral import direct_fit
 
 STEPS = 10
 BATCH = 16
@@ -27,6 +29,7 @@ METRICS = [
     "learning_rate", "saturated_fraction", "dead_unit_fraction", "distance_from_init",
     "global_weight_norm", "global_gradient_norm", "global_update_norm",
     "global_update_to_weight_ratio",
+    "spectral_norm", "condition_number", "stable_rank",
 ]
 
 
@@ -141,7 +144,8 @@ FRAMEWORKS = pytest.mark.parametrize("framework", sorted(TRAIN))
 def trained(request, framework):
     module = request.getfixturevalue(framework)
     recorded = recorders(K.ACTIVATIONS, K.WEIGHTS, K.GRADIENTS)
-    monitor, initial = TRAIN[framework](module, [*recorded.values(), *METRICS])
+    alpha = SpectralAlpha(every=1)
+    monitor, initial = TRAIN[framework](module, [*recorded.values(), *METRICS, alpha])
     assert monitor.problems == []
     return monitor, initial, recorded
 
@@ -242,3 +246,31 @@ def test_torch_records_the_first_parameter_groups_rate(torch):
             optimizer.step()
             optimizer.zero_grad()
     assert values(monitor, "learning_rate") == {0: 0.5, 1: 0.5}
+
+
+@FRAMEWORKS
+def test_spectral_metrics_match_numpy_on_each_frameworks_own_weights(trained):
+    """Singular values do not depend on the layout, so the native arrays are the reference."""
+    monitor, initial, recorded = trained
+    for layer in ("dense1", "dense2", "dense3"):
+        for step in range(STEPS):
+            native = recorded[K.WEIGHTS].at(step, layer, "weight").values.astype(np.float64)
+            sigma = np.linalg.svd(native, compute_uv=False)
+            expected = {
+                "spectral_norm": np.linalg.norm(native, 2),
+                "condition_number": np.linalg.cond(native),
+                "stable_rank": np.linalg.norm(native, "fro") ** 2 / sigma[0] ** 2,
+            }
+            for metric, value in expected.items():
+                found = values(monitor, metric, layer, "weight")[step]
+                assert found == pytest.approx(value, rel=1e-9), (metric, layer, step)
+    # dense2 (6 x 8) has the 6 eigenvalues a power-law fit needs
+    for step in range(STEPS):
+        native = recorded[K.WEIGHTS].at(step, "dense2", "weight").values.astype(np.float64)
+        expected_alpha = direct_fit(np.linalg.svd(native, compute_uv=False) ** 2)[0]
+        assert values(monitor, "spectral_alpha", "dense2", "weight")[step] == pytest.approx(
+            expected_alpha, rel=1e-9)
+    with ikkuna.open_run(monitor.run, store=monitor.store_path) as run:
+        assert set(run.keys("spectral_norm")) == {(f"dense{i}", "weight") for i in (1, 2, 3)}
+        # dense1 (4 x 8 as a matrix) has 4 eigenvalues and dense3 (2 x 6) 2: too few for a fit
+        assert set(run.keys("spectral_alpha")) == {("dense2", "weight")}
