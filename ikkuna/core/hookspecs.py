@@ -51,8 +51,10 @@ def ikkuna_adapters() -> list[type[Adapter]]:
 
 @hookspec
 def ikkuna_findings() -> list[Callable[..., Any]]:
-    """Return diagnosis rules: callables that look at a stored run and return findings.
+    """Return diagnosis rules: ``rule(history) -> Iterable[ikkuna.Finding]``.
 
-    Called once when the plugin manager starts; the doctor runs every rule over a run's
-    recorded series.
+    ``history`` (:class:`ikkuna.doctor.history.History`) reads a run's recorded series, from
+    the store or live from a monitor's memory. The doctor (``ikkuna doctor``,
+    :func:`ikkuna.diagnose`, ``attach(doctor="warn"|"raise")``) runs every rule; one that raises
+    is reported and the others go on.
     """

@@ -134,7 +134,7 @@ class StoredHistory(History):
 class _LiveSeries:
     """The kept values of one series: a head, a tail and the first non-finite value."""
 
-    __slots__ = ("epochs", "first_bad", "head", "tail")
+    __slots__ = ("first_bad", "head", "tail")
 
     def __init__(self) -> None:
         self.head: list[tuple[int, int, float]] = []
