@@ -39,6 +39,7 @@ from ikkuna.core.probe import (
     Probe,
     ProbeParameter,
     ProbeSession,
+    map_leaves,
 )
 
 PROBE_CAPABILITIES = frozenset({PROBE_ACTIVATIONS, PROBE_GRADIENTS, HESSIAN_VECTOR_PRODUCT})
@@ -148,21 +149,18 @@ class KerasProbe:
     def _probe_tensors(self, value: Any) -> Any:
         import tensorflow as tf
 
-        if value is None:
-            return None
-        if isinstance(value, tuple):
-            return tuple(self._probe_tensors(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._probe_tensors(v) for k, v in value.items()}
-        if isinstance(value, (tf.Tensor, tf.Variable)):
-            return tf.convert_to_tensor(value)
-        array = np.asarray(value)
-        if array.dtype.kind == "f":
-            dtype = next((v.dtype for v in self.model.trainable_variables
-                          if np.dtype(v.dtype).kind == "f"), None)
-            if dtype is not None:
+        dtype = next((v.dtype for v in self.model.trainable_variables
+                      if np.dtype(v.dtype).kind == "f"), None)
+
+        def to_tensor(leaf: Any) -> Any:
+            if isinstance(leaf, (tf.Tensor, tf.Variable)):
+                return tf.convert_to_tensor(leaf)
+            array = np.asarray(leaf)
+            if array.dtype.kind == "f" and dtype is not None:
                 array = array.astype(np.dtype(dtype))
-        return tf.convert_to_tensor(array)
+            return tf.convert_to_tensor(array)
+
+        return map_leaves(to_tensor, value)
 
     def _probe_function(self, key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
         if self._probe_functions is None:

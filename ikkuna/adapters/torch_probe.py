@@ -24,6 +24,7 @@ from ikkuna.core.probe import (
     Probe,
     ProbeParameter,
     ProbeSession,
+    map_leaves,
 )
 
 PROBE_CAPABILITIES = frozenset({PROBE_ACTIVATIONS, PROBE_GRADIENTS, HESSIAN_VECTOR_PRODUCT})
@@ -69,19 +70,17 @@ class TorchProbe:
     def _to_tensors(self, value: Any) -> Any:
         import torch
 
-        if value is None:
-            return None
-        if isinstance(value, tuple):
-            return tuple(self._to_tensors(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._to_tensors(v) for k, v in value.items()}
         parameter = next((p for p in self.model.parameters() if p.is_floating_point()), None)
         device = parameter.device if parameter is not None else None
-        if isinstance(value, torch.Tensor):
-            return value.to(device=device)
-        array = np.asarray(value)
-        dtype = parameter.dtype if parameter is not None and array.dtype.kind == "f" else None
-        return torch.as_tensor(array, device=device, dtype=dtype)
+
+        def to_tensor(leaf: Any) -> Any:
+            if isinstance(leaf, torch.Tensor):
+                return leaf.to(device=device)
+            array = np.asarray(leaf)
+            dtype = parameter.dtype if parameter is not None and array.dtype.kind == "f" else None
+            return torch.as_tensor(array, device=device, dtype=dtype)
+
+        return map_leaves(to_tensor, value)
 
     @contextmanager
     def _probe_mode(self) -> Iterator[None]:

@@ -55,13 +55,20 @@ def _leaves(value: Any) -> list[Any]:
     return [value]
 
 
+def map_leaves(function: Callable[[Any], Any], value: Any) -> Any:
+    """``function`` applied to every leaf of a tuple/dict structure (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return tuple(map_leaves(function, item) for item in value)
+    if isinstance(value, dict):
+        return {key: map_leaves(function, item) for key, item in value.items()}
+    return function(value)
+
+
 def _slice(value: Any, start: int, stop: int) -> Any:
     """``value[start:stop]`` along the batch axis of every leaf of a tuple/dict structure."""
-    if isinstance(value, tuple):
-        return tuple(_slice(item, start, stop) for item in value)
-    if isinstance(value, dict):
-        return {key: _slice(item, start, stop) for key, item in value.items()}
-    return value[start:stop]
+    return map_leaves(lambda leaf: leaf[start:stop], value)
 
 
 def _batch_size(name: str, value: Any) -> int:
