@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
-from ikkuna.metrics.global_norms import squared_norm
+from ikkuna.metrics.norms import l2_norm
 
 
 class DistanceFromInit(Metric):
@@ -33,4 +33,4 @@ class DistanceFromInit(Metric):
         if initial is None or initial.shape != weights.shape:
             before = np.subtract(weights, group["updates"], dtype=np.float64)
             initial = self._initial[key] = before.astype(weights.dtype)
-        return float(np.sqrt(squared_norm(np.subtract(weights, initial, dtype=np.float64))))
+        return l2_norm(np.subtract(weights, initial, dtype=np.float64))

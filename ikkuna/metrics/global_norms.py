@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ikkuna.core.metric import EventGroup, Metric
-
-
-def squared_norm(values: np.ndarray) -> float:
-    """Sum of squares of every entry, accumulated in float64 (``einsum``: see ``l2_norm``)."""
-    flat = np.asarray(values).reshape(-1)
-    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+from ikkuna.metrics.norms import norm_ratio, squared_norm
 
 
 class _GlobalNorm(Metric):
@@ -84,8 +77,4 @@ class GlobalUpdateToWeightRatio(Metric):
         updates, weights, seen = self._updates, self._weights, self._seen
         self._updates = self._weights = 0.0
         self._seen = False
-        if not seen:
-            return None
-        if weights == 0.0:
-            return 0.0 if updates == 0.0 else math.inf
-        return math.sqrt(updates) / math.sqrt(weights)
+        return norm_ratio(math.sqrt(updates), math.sqrt(weights)) if seen else None

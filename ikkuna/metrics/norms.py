@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
 
 
-def l2_norm(values: np.ndarray) -> float:
-    """Euclidean norm over all entries, accumulated in float64.
+def squared_norm(values: np.ndarray) -> float:
+    """Sum of squares of all entries, accumulated in float64.
 
     ``einsum`` rather than ``dot``: BLAS threads spinning next to the framework's own thread
     pool made a norm cost several times the training step it measures.
     """
     flat = np.asarray(values).reshape(-1)
-    return float(np.sqrt(np.einsum("i,i->", flat, flat, dtype=np.float64)))
+    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+
+
+def l2_norm(values: np.ndarray) -> float:
+    """Euclidean norm over all entries, accumulated in float64."""
+    return math.sqrt(squared_norm(values))
+
+
+def norm_ratio(update_norm: float, weight_norm: float) -> float:
+    """``update_norm / weight_norm``; a zero weight norm gives ``inf``, or ``0`` for no update."""
+    if weight_norm == 0.0:
+        return 0.0 if update_norm == 0.0 else math.inf
+    return update_norm / weight_norm
 
 
 class WeightNorm(Metric):
@@ -58,7 +72,4 @@ class UpdateToWeightRatio(Metric):
     needs = ("weights", "updates")
 
     def compute(self, group: EventGroup) -> float:
-        update, weight = l2_norm(group["updates"]), l2_norm(group["weights"])
-        if weight == 0.0:
-            return 0.0 if update == 0.0 else float("inf")
-        return update / weight
+        return norm_ratio(l2_norm(group["updates"]), l2_norm(group["weights"]))

@@ -11,6 +11,7 @@ outputs, per-sample or micro-batch gradients, Hessian-vector products.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
