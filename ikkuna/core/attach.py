@@ -12,10 +12,9 @@ from ikkuna.adapters.detection import find_adapter
 from ikkuna.core.bus import MetricSlot
 from ikkuna.core.errors import UnknownMetricError, UnknownSinkError, UnsupportedMetricError
 from ikkuna.core.metric import Metric
-from ikkuna.core.kinds import PROBE_KINDS
 from ikkuna.core.monitor import Monitor
-from ikkuna.core.probe import NEEDS_LOSS, Probe, as_probe, check_probe_metrics
 from ikkuna.core.plugins import PluginManager, Provided, get_plugin_manager
+from ikkuna.core.probe import Probe, as_probe, check_probe_metrics, probe_refusal
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
 from ikkuna.doctor.live import DEFAULT_DOCTOR_EVERY, LiveDoctor
@@ -90,7 +89,7 @@ def attach(
     adapter = adapter_class(model, optimizer)
     slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class,
                             probe=probe)
-    check_probe_metrics(slots, probe, adapter_class)
+    check_probe_metrics(slots, probe)
     run_name = _check_run_name(run) if run is not None else _default_run_name(adapter_class.framework)
     sink_objects = resolve_sinks(DEFAULT_SINKS if sinks is None else sinks, plugins, store)
     config = {
@@ -178,19 +177,12 @@ def expand_presets(
                 name for name, provided in known.items()
                 if provided.plugin == BUILTIN_METRICS_PLUGIN
                 and supports(adapter_class, provided.item)
-                and _probe_allows(provided.item, probe)
+                and probe_refusal(provided.item, probe) is None
             ]
         else:
             names = [spec]
         expanded += [n for n in names if not (isinstance(n, str) and n in expanded)]
     return expanded
-
-
-def _probe_allows(metric_class: type[Metric], probe: Probe | None) -> bool:
-    """Whether a metric can run with the probe given (metrics without probe kinds: yes)."""
-    if not set(metric_class.needs) & PROBE_KINDS:
-        return True
-    return probe is not None and (probe.loss is not None or not metric_class.requires & NEEDS_LOSS)
 
 
 def supports(adapter_class: type[Adapter] | None, metric_class: type[Metric]) -> bool:

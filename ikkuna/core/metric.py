@@ -13,7 +13,6 @@ from ikkuna.core.events import Event, RecordValue
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 
-
 #: The cost classes a metric may declare, cheapest first.
 COST_CLASSES = ("cheap", "moderate", "expensive", "probe")
 

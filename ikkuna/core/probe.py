@@ -328,31 +328,41 @@ class ProbeRunner:
         return records, problems
 
 
-def check_probe_metrics(slots: Sequence[MetricSlot], probe: Probe | None,
-                        adapter_class: Any) -> None:
-    """Refuse probe metrics without a probe, or without the probe's loss where they need it,
-    and metrics that mix probe kinds with other kinds (raised at attach)."""
+def probe_refusal(metric_class: Any, probe: Probe | None) -> str | None:
+    """Why ``metric_class`` cannot run with ``probe``; None when it can (or needs no probe).
+
+    A probe metric needs only probe kinds, a probe, and the probe's loss where it computes
+    gradients or curvature.
+    """
+    needs = set(metric_class.needs)
+    probing = needs & K.PROBE_KINDS
+    if not probing:
+        return None
+    if needs - K.PROBE_KINDS:
+        return (
+            f"metric {metric_class.name!r} needs probe kinds {sorted(probing)} and other kinds "
+            f"{sorted(needs - K.PROBE_KINDS)}; a probe metric needs only "
+            f"{', '.join(sorted(K.PROBE_KINDS))}"
+        )
+    if probe is None:
+        return (
+            f"metric {metric_class.name!r} runs on a fixed probe batch: pass "
+            "probe=ikkuna.Probe(inputs, targets, loss) to ikkuna.attach"
+        )
+    if probe.loss is None and (metric_class.requires & NEEDS_LOSS):
+        return (
+            f"metric {metric_class.name!r} needs the probe's loss: "
+            "ikkuna.Probe(inputs, targets, loss=<loss(outputs, targets) -> scalar>)"
+        )
+    return None
+
+
+def check_probe_metrics(slots: Sequence[MetricSlot], probe: Probe | None) -> None:
+    """Refuse, at attach, the metrics :func:`probe_refusal` finds cannot run with ``probe``."""
     for slot in slots:
-        needs = set(slot.needs)
-        probing = needs & K.PROBE_KINDS
-        if not probing:
-            continue
-        if needs - K.PROBE_KINDS:
-            raise ValueError(
-                f"metric {slot.name!r} needs probe kinds {sorted(probing)} and other kinds "
-                f"{sorted(needs - K.PROBE_KINDS)}; a probe metric needs only "
-                f"{', '.join(sorted(K.PROBE_KINDS))}"
-            )
-        if probe is None:
-            raise ValueError(
-                f"metric {slot.name!r} runs on a fixed probe batch: pass "
-                "probe=ikkuna.Probe(inputs, targets, loss) to ikkuna.attach"
-            )
-        if probe.loss is None and (type(slot.metric).requires & NEEDS_LOSS):
-            raise ValueError(
-                f"metric {slot.name!r} needs the probe's loss: "
-                "ikkuna.Probe(inputs, targets, loss=<loss(outputs, targets) -> scalar>)"
-            )
+        reason = probe_refusal(type(slot.metric), probe)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 def as_probe(probe: Any) -> Probe | None:
