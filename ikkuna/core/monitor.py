@@ -221,28 +221,29 @@ class Monitor:
             )
         for name, value in values.items():
             if name in LOGGED_ARRAY_KINDS:
-                if name in self._adapter_kinds:
-                    self._warn_once(
-                        f"log_{name}",
-                        f"ikkuna: monitor.log({name}=...) ignored: the {self.adapter.framework} "
-                        f"adapter already recorded this step's {name}",
-                    )
-                elif name in self._recording:  # also right after the optimizer step
-                    self._bus.publish(Event(name, self.step, self.epoch, None, None,
-                                            self.adapter.as_array(value, _BATCH_FIRST)))
+                if self._takes_logged(name):
+                    array = self.adapter.as_array(value, _BATCH_FIRST)
+                    self._bus.publish(Event(name, self.step, self.epoch, array=array))
             elif name == K.LEARNING_RATE and name in self._bus.needed_kinds():
                 number = _as_number(name, value)  # one series: the metric's, not a scalar too
-                if name in self._adapter_kinds:
-                    self._warn_once(
-                        f"log_{name}",
-                        f"ikkuna: monitor.log({name}=...) ignored: the {self.adapter.framework} "
-                        f"adapter already recorded this step's {name}",
-                    )
-                elif name in self._recording:
+                if self._takes_logged(name):
                     self._bus.publish(Event(name, self.step, self.epoch, value=number))
             else:
                 number = _as_number(name, value)
                 (self._losses if name == K.LOSS else self._scalars.setdefault(name, [])).append(number)
+
+    def _takes_logged(self, kind: str) -> bool:
+        """Whether a kind the user logs goes to the metrics: not where the adapter recorded this
+        step's (warned once), yes where a metric wants it on this step (also right after the
+        optimizer step)."""
+        if kind in self._adapter_kinds:
+            self._warn_once(
+                f"log_{kind}",
+                f"ikkuna: monitor.log({kind}=...) ignored: the {self.adapter.framework} "
+                f"adapter already recorded this step's {kind}",
+            )
+            return False
+        return kind in self._recording
 
     def start_epoch(self, epoch: int | None = None) -> None:
         """Mark an epoch's start; ``epoch`` sets its number (else the count goes on)."""
@@ -334,9 +335,10 @@ class Monitor:
             return False
 
     def _warn_once(self, key: str, message: str) -> None:
+        """Warn once per key, pointing at the caller of :meth:`log` (via ``_takes_logged``)."""
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     def _record_problem(self, problem: Problem) -> None:
         self.problems.append(problem)
