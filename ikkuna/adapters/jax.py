@@ -29,7 +29,7 @@ import numpy as np
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout, outputs_last_layout
+from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.schedule import Every
 
@@ -37,7 +37,6 @@ ROLES = {"kernel": "weight", "embedding": "weight", "scale": "weight", "bias": "
 #: Attributes under which a training pass's outputs wait on their module for the update.
 CAPTURED_PREFIX = "_ikkuna_output_"
 CAPTURED_INPUTS, CAPTURED_OUTPUTS = "_ikkuna_inputs_", "_ikkuna_outputs_"
-CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 ROOT_LAYER_NAME = "model"  # the name of a model that is itself a layer (as in torch)
 _AUTODIFF_TRACERS = ("JVPTracer", "LinearizeTracer")
 #: A step's host buffer is dropped beyond this many arrays (forwards under grad, no update).

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.probe import (
     HESSIAN_VECTOR_PRODUCT,
@@ -35,7 +35,6 @@ from ikkuna.core.probe import (
 from ikkuna.core.schedule import Every
 
 PROBE_CAPABILITIES = frozenset({PROBE_ACTIVATIONS, PROBE_GRADIENTS, HESSIAN_VECTOR_PRODUCT})
-CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 #: Probes waiting for the worker; a step whose probe finds the queue full is not probed.
 MAX_WAITING_PROBES = 8
 

@@ -26,13 +26,12 @@ import numpy as np
 from ikkuna.adapters.base import Adapter, claim, release
 from ikkuna.adapters.keras_probe import PROBE_CAPABILITIES, KerasProbe
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout, outputs_last_layout
+from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.schedule import Every
 
 ROLES = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "bias": "bias",
          "beta": "bias"}
-CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 _STEP_KINDS = (K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.INPUTS, K.OUTPUTS, K.LABELS, K.LOSS)
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ikkuna.core.arrays import Array, Layout, outputs_last_layout
+from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.probe import (
     HESSIAN_VECTOR_PRODUCT,
@@ -43,7 +43,6 @@ from ikkuna.core.probe import (
 )
 
 PROBE_CAPABILITIES = frozenset({PROBE_ACTIVATIONS, PROBE_GRADIENTS, HESSIAN_VECTOR_PRODUCT})
-CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 #: Marks a train function the adapter wrapped (``make_train_function`` may return it again).
 _WRAPPED = "_ikkuna_probe_wrapped"
 

@@ -26,6 +26,8 @@ class Layout:
 
 
 NO_LAYOUT = Layout()
+#: Activations of Keras and Flax (NHWC, or (batch, features) for dense layers).
+CHANNELS_LAST = Layout(batch_axis=0, channel_axis=-1)
 
 
 def outputs_last_layout(ndim: int) -> Layout:

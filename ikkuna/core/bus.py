@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.core import kinds as K
-from ikkuna.core.arrays import Array, Layout
+from ikkuna.core.arrays import CHANNELS_LAST, Array
 from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
@@ -232,6 +232,6 @@ def _join(events: list[Event]) -> Event:
         rows = [r.reshape(-1, r.shape[-1]) if r.ndim else r.reshape(1, 1) for r in rows]
         if len({r.shape[1] for r in rows}) != 1:
             return events[-1]
-        joined, layout = np.concatenate(rows), Layout(batch_axis=0, channel_axis=-1)
+        joined, layout = np.concatenate(rows), CHANNELS_LAST
     array = Array(joined, np.asarray, shape=joined.shape, dtype=str(joined.dtype), layout=layout)
     return Event(first.kind, first.step, first.epoch, first.layer, first.param, array=array)
