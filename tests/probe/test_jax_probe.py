@@ -15,10 +15,10 @@ from ikkuna.metrics.probing import (
     HessianTopEigenvalue,
     HessianTrace,
     SvccaSimilarity,
-    gradient_noise_scale,
     svcca,
 )
 from tests.adapters.recording import recorder
+from tests.probe.expectations import assert_noise_metrics_match
 
 SAMPLES, FEATURES, HIDDEN, CLASSES = 16, 4, 6, 3
 
@@ -131,13 +131,7 @@ def test_gradient_noise_scale_and_snr_agree_with_per_sample_gradients(jax):
     loss, flat = flat_loss(model, probe)
     per_sample = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(
         flat, probe.inputs[:, None], probe.targets[:, None])
-    gradients = np.asarray(per_sample, np.float64)
-    expected = gradient_noise_scale(gradients.reshape(4, SAMPLES // 4, -1).mean(1), SAMPLES // 4)
-    for key, value in expected.items():
-        assert monitor.series(f"gradient_noise_scale.{key}").values[-1] == pytest.approx(value, rel=1e-3)
-    varies = gradients[:, np.ptp(gradients, axis=0) > 0]
-    assert monitor.series("gradient_snr").values[-1] == pytest.approx(
-        np.mean(varies.mean(0) ** 2 / varies.var(0, ddof=1)), rel=1e-3)
+    assert_noise_metrics_match(monitor, np.asarray(per_sample, np.float64), 4)
 
 
 def test_svcca_compares_probe_outputs_of_the_layer_after_consecutive_probed_steps(jax):

@@ -16,10 +16,10 @@ from ikkuna.metrics.probing import (
     HessianTopEigenvalue,
     HessianTrace,
     SvccaSimilarity,
-    gradient_noise_scale,
     svcca,
 )
 from tests.adapters.recording import recorder
+from tests.probe.expectations import assert_noise_metrics_match
 
 SAMPLES, FEATURES, HIDDEN, CLASSES, BATCH = 16, 4, 6, 3, 8
 
@@ -164,18 +164,8 @@ def test_gradient_noise_scale_and_snr_agree_with_explicit_per_sample_gradients(k
     _, monitor = train(keras, model, 2, {"metrics": metrics, "probe": probe})
     monitor.detach()
     gradients = per_sample_gradients(tf, model, probe)
-    micro = gradients.reshape(4, SAMPLES // 4, -1).mean(axis=1)
-    expected = gradient_noise_scale(micro, group_size=SAMPLES // 4)
-    for key in ("scale", "trace_covariance", "gradient_norm_squared"):
-        found = monitor.series(f"gradient_noise_scale.{key}").values[-1]
-        assert found == pytest.approx(expected[key], rel=1e-3)
-    kernel = gradients[:, : FEATURES * HIDDEN]  # layer "d1", kernel (in, out) flattened
-    mean, variance = kernel.mean(0), kernel.var(0, ddof=1)
-    assert monitor.series("gradient_snr", "d1", "weight").values[-1] == pytest.approx(
-        np.mean(mean**2 / variance), rel=1e-3)
-    everything = gradients[:, np.ptp(gradients, axis=0) > 0]
-    assert monitor.series("gradient_snr").values[-1] == pytest.approx(
-        np.mean(everything.mean(0) ** 2 / everything.var(0, ddof=1)), rel=1e-3)
+    # layer "d1"'s kernel (in, out) comes first, flattened
+    assert_noise_metrics_match(monitor, gradients, 4, first=("d1", "weight", FEATURES * HIDDEN))
 
 
 def test_svcca_compares_a_layers_probe_outputs_with_its_previous_run(keras):

@@ -13,10 +13,10 @@ from ikkuna.metrics.probing import (
     HessianTopEigenvalue,
     HessianTrace,
     SvccaSimilarity,
-    gradient_noise_scale,
     svcca,
 )
 from tests.adapters.recording import recorder
+from tests.probe.expectations import assert_noise_metrics_match
 
 SAMPLES, FEATURES, HIDDEN, CLASSES = 16, 4, 6, 3
 
@@ -139,18 +139,8 @@ def test_gradient_noise_scale_and_snr_agree_with_explicit_per_sample_gradients(t
     _, monitor = train(torch, model, 2, {"metrics": metrics, "probe": probe})
     monitor.detach()
     gradients = per_sample_gradients(torch, model, probe).astype(np.float64)
-    micro = gradients.reshape(4, SAMPLES // 4, -1).mean(axis=1)
-    expected = gradient_noise_scale(micro, group_size=SAMPLES // 4)
-    for key in ("scale", "trace_covariance", "gradient_norm_squared"):
-        found = monitor.series(f"gradient_noise_scale.{key}").values[-1]
-        assert found == pytest.approx(expected[key], rel=1e-3)
-    first = gradients[:, : FEATURES * HIDDEN]  # layer "0", weight (out, in) flattened
-    mean, variance = first.mean(0), first.var(0, ddof=1)
-    assert monitor.series("gradient_snr", "0", "weight").values[-1] == pytest.approx(
-        np.mean(mean**2 / variance), rel=1e-3)
-    everything = gradients[:, np.ptp(gradients, axis=0) > 0]
-    assert monitor.series("gradient_snr").values[-1] == pytest.approx(
-        np.mean(everything.mean(0) ** 2 / everything.var(0, ddof=1)), rel=1e-3)
+    # layer "0"'s weight (out, in) comes first, flattened
+    assert_noise_metrics_match(monitor, gradients, 4, first=("0", "weight", FEATURES * HIDDEN))
 
 
 def test_svcca_compares_a_layers_probe_outputs_with_its_previous_run(torch):
