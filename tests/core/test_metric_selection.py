@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import ikkuna
-from ikkuna.adapters.base import Adapter
 from ikkuna.core.arrays import NO_LAYOUT, Array
 from ikkuna.core.attach import DEFAULT_METRICS, resolve_metrics
 from ikkuna.core.bus import Bus, MetricSlot
@@ -15,29 +14,13 @@ from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import Metric
 from ikkuna.core.plugins import PluginManager
 from ikkuna.metrics import BUILTIN_METRICS
+from tests.core.bare_adapter import BareAdapter, slot_names
 
 FC = LayerInfo("fc", "dense", "numpy", {"weight": "weight"})
 OUT = LayerInfo("out", "dense", "numpy", {"weight": "weight"})
 
 
-class _NoCapabilities(Adapter):
-    framework = "bare"
-
-    @classmethod
-    def accepts(cls, model):
-        return False
-
-    def layers(self):
-        return []
-
-    def install(self, monitor, layers, kinds):
-        pass
-
-    def remove(self):
-        pass
-
-
-class _WithProbe(_NoCapabilities):
+class _WithProbe(BareAdapter):
     framework = "probing"
     capabilities = frozenset({"probe"})
 
@@ -68,32 +51,28 @@ class SumOfSquares(Metric):
         return total
 
 
-def _names(slots):
-    return [slot.name for slot in slots]
-
-
 def test_default_preset_is_the_default_metric_set():
-    assert _names(resolve_metrics("default", PluginManager(load_entry_points=False))) == list(DEFAULT_METRICS)
+    assert slot_names(resolve_metrics("default", PluginManager(load_entry_points=False))) == list(DEFAULT_METRICS)
 
 
 def test_full_preset_has_every_builtin_metric_the_adapter_supports():
     plugins = PluginManager(load_entry_points=False)
-    names = _names(resolve_metrics("full", plugins, _NoCapabilities))
+    names = slot_names(resolve_metrics("full", plugins, BareAdapter))
     expected = [m.name for m in BUILTIN_METRICS if not m.requires]
     assert sorted(names) == sorted(expected)
 
 
 def test_presets_and_names_combine_without_repeats():
     plugins = PluginManager(load_entry_points=False)
-    names = _names(resolve_metrics(["weight_norm", "default"], plugins))
+    names = slot_names(resolve_metrics(["weight_norm", "default"], plugins))
     assert names[0] == "weight_norm" and sorted(names) == sorted(DEFAULT_METRICS)
 
 
 def test_a_metric_whose_capability_the_adapter_lacks_is_refused_naming_who_has_it():
     plugins = PluginManager(load_entry_points=False)
     with pytest.raises(ikkuna.UnsupportedMetricError, match="requires probe.*bare adapter"):
-        resolve_metrics([NeedsProbe()], plugins, _NoCapabilities)
-    assert _names(resolve_metrics([NeedsProbe()], plugins, _WithProbe)) == ["needs_probe"]
+        resolve_metrics([NeedsProbe()], plugins, BareAdapter)
+    assert slot_names(resolve_metrics([NeedsProbe()], plugins, _WithProbe)) == ["needs_probe"]
 
 
 def test_unknown_cost_class_is_refused_at_registration():

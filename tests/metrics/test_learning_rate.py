@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import ikkuna
-from ikkuna.adapters.base import Adapter
 from ikkuna.adapters.jax import JaxAdapter, JaxPytreeAdapter
 from ikkuna.adapters.keras import KerasAdapter
 from ikkuna.adapters.torch import TorchAdapter
@@ -13,33 +12,13 @@ from ikkuna.core import kinds as K
 from ikkuna.core.attach import DEFAULT_METRICS, resolve_metrics
 from ikkuna.core.plugins import PluginManager
 from ikkuna.metrics.optimizer import LearningRate
+from tests.core.bare_adapter import BareAdapter, slot_names
 from tests.metrics.events import group
 
 
-class _Bare(Adapter):
-    framework = "bare"
-
-    @classmethod
-    def accepts(cls, model):
-        return False
-
-    def layers(self):
-        return []
-
-    def install(self, monitor, layers, kinds):
-        pass
-
-    def remove(self):
-        pass
-
-
-class _WithLearningRate(_Bare):
+class _WithLearningRate(BareAdapter):
     framework = "rated"
     capabilities = frozenset({"learning_rate"})
-
-
-def _names(slots):
-    return [slot.name for slot in slots]
 
 
 def test_learning_rate_records_the_value_of_the_steps_learning_rate_event():
@@ -61,15 +40,15 @@ def test_adapters_that_read_the_learning_rate_declare_it(adapter, has_it):
 
 def test_default_preset_leaves_out_metrics_the_adapter_cannot_run():
     plugins = PluginManager(load_entry_points=False)
-    without = _names(resolve_metrics("default", plugins, _Bare))
+    without = slot_names(resolve_metrics("default", plugins, BareAdapter))
     assert without == [name for name in DEFAULT_METRICS if name != "learning_rate"]
-    assert _names(resolve_metrics("default", plugins, _WithLearningRate)) == list(DEFAULT_METRICS)
+    assert slot_names(resolve_metrics("default", plugins, _WithLearningRate)) == list(DEFAULT_METRICS)
 
 
 def test_learning_rate_named_for_an_adapter_without_the_capability_is_refused():
     plugins = PluginManager(load_entry_points=False)
     with pytest.raises(ikkuna.UnsupportedMetricError, match="requires learning_rate"):
-        resolve_metrics(["learning_rate"], plugins, _Bare)
+        resolve_metrics(["learning_rate"], plugins, BareAdapter)
 
 
 # --- monitor.log(learning_rate=...) --------------------------------------------------------------
