@@ -39,9 +39,9 @@ class LiveDoctor:
         self.every = check_every(every)
         self.rules = plugins.findings()
         self.history = LiveHistory("", list, metric_kinds(plugins))
-        self.reported: set[tuple[str, tuple[str, ...]]] = set()
         self.findings: list[Finding] = []
-        #: The step after which each finding was first reported, by :attr:`Finding.key`.
+        #: The step after which each finding was first reported, by :attr:`Finding.key`; a key
+        #: found here is not reported again.
         self.detected_at: dict[tuple[str, tuple[str, ...]], int] = {}
         self.raised: TrainingProblem | None = None
 
@@ -58,10 +58,9 @@ class LiveDoctor:
             return
         self.history.refresh(monitor.run)
         found = [f for f in run_rules(self.history, self.rules, warn=False)
-                 if f.key not in self.reported]
+                 if f.key not in self.detected_at]
         if not found:
             return
-        self.reported.update(f.key for f in found)
         self.detected_at.update((f.key, step) for f in found)
         self.findings.extend(found)
         serious = [f for f in found if severity_rank(f.severity) < severity_rank("info")]
