@@ -208,7 +208,7 @@ def _check_supported(
 def resolve_sinks(
     specs: Iterable[SinkSpec], plugins: PluginManager, store: str | os.PathLike[str] | None
 ) -> list[Sink]:
-    """Sink names or instances to sink objects; ``store`` is the store sink's directory."""
+    """Sink names or classes (made with ``Sink.create(store)``) or instances to sink objects."""
     if isinstance(specs, (str, Sink)):
         specs = [specs]
     known = plugins.sinks()
@@ -217,12 +217,11 @@ def resolve_sinks(
         if isinstance(spec, Sink):
             sinks.append(spec)
         elif isinstance(spec, type) and issubclass(spec, Sink):
-            sinks.append(spec(path=store) if spec.name == "store" and store is not None else spec())
+            sinks.append(spec.create(store))
         elif isinstance(spec, str):
             if spec not in known:
                 raise UnknownSinkError(f"unknown sink {spec!r}; known sinks: {', '.join(sorted(known))}")
-            kwargs = {"path": store} if spec == "store" and store is not None else {}
-            sinks.append(known[spec].item(**kwargs))
+            sinks.append(known[spec].item.create(store))
         else:
             raise TypeError(
                 "sinks= takes sink names (str), ikkuna.Sink subclasses or instances, got "

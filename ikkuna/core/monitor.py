@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import warnings
 import weakref
@@ -93,9 +94,12 @@ class Monitor:
             )
         info = RunInfo(self.run, self.adapter.framework, tuple(self.layers), self._config,
                        self.adapter.versions())
-        for sink in list(self.sinks):
+        # a sink that may rename the run (the store makes names unique) opens first, so the
+        # others file the run under the name it was finally given
+        for sink in sorted(self.sinks, key=lambda s: type(s).run_name is Sink.run_name):
             if self._guard(sink, "open", sink.open, info):
                 self.run = sink.run_name or self.run
+                info = dataclasses.replace(info, name=self.run)
         self._bus.run = self.run
         self._open_step()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -30,6 +31,15 @@ class Sink:
     """
 
     name: ClassVar[str] = ""
+
+    @classmethod
+    def create(cls, store: str | os.PathLike[str] | None = None) -> Sink:
+        """Make the sink when it is named in ``attach(sinks=...)``; ``store`` is attach's ``store=``.
+
+        Sinks that write files put them under the store directory by default; override this to
+        pass it on. The base class ignores ``store``.
+        """
+        return cls()
 
     def open(self, run: RunInfo) -> None:
         """Prepare for ``run``; may rename it (see ``run_name``)."""

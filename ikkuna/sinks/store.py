@@ -39,6 +39,10 @@ class StoreSink(Sink):
         self._pending: list[tuple[Any, ...]] = []
         self._lock = threading.RLock()  # callbacks may come from a framework's threads
 
+    @classmethod
+    def create(cls, store: str | os.PathLike[str] | None = None) -> StoreSink:
+        return cls(path=store)
+
     @property
     def run_name(self) -> str | None:
         return self._run_name
