@@ -52,6 +52,23 @@ def _nnx() -> Any:
     return nnx
 
 
+def _definition_order(root: Any, path: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
+    """A sort key for a module path: at each level, where the attribute was first assigned in
+    its parent (``vars`` keeps assignment order; list items go by index), then the name."""
+    key, node = [], root
+    for part in path:
+        if isinstance(part, int):
+            key.append((part, ""))
+        else:
+            names = list(node) if isinstance(node, dict) else list(getattr(node, "__dict__", ()))
+            key.append((names.index(part) if part in names else len(names), str(part)))
+        try:
+            node = node[part] if isinstance(part, int) or isinstance(node, dict) else getattr(node, part)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            break
+    return tuple(key)
+
+
 def _jax() -> Any:
     import jax
 
@@ -187,7 +204,10 @@ class JaxAdapter(JaxProbe, Adapter):
     def layers(self) -> list[LayerInfo]:
         nnx = _nnx()
         found = []
-        modules = sorted(nnx.iter_modules(self.model), key=lambda item: item[0])
+        # in the order the modules were assigned (as torch lists them), which is usually the
+        # forward order; nnx itself lists them sorted by path
+        modules = sorted(nnx.iter_modules(self.model),
+                         key=lambda item: _definition_order(self.model, item[0]))
         root_name = ROOT_LAYER_NAME
         while any(len(path) == 1 and str(path[0]) == root_name for path, _ in modules):
             root_name += "_"  # a child is called "model": the root's own name must differ

@@ -84,7 +84,7 @@ def test_training_step_produces_every_event_kind_with_independently_computed_val
     monitor = ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()), sinks=[])
     emitted = spy_on_emit(monitor)
     layers = monitor.layers
-    assert [layer.name for layer in layers] == ["conv", "head", "norm"]
+    assert [layer.name for layer in layers] == ["conv", "norm", "head"]  # assignment order
     step = train_step(jitted)
     expected, before, after, batches, logits_seen = [], [], [], [], []
     for index in range(STEPS):
@@ -258,6 +258,30 @@ def test_nested_modules_and_sequential_layers_are_dotted_attribute_paths(jax, ji
                                           np.asarray(getattr(module_at(model, name),
                                                              native)[...]), f"{name} {role}")
             assert seen[K.GRADIENTS].steps(name, role) == [0, 1]
+
+
+def test_layers_are_listed_in_the_order_they_were_assigned_not_by_name(jax):
+    """As torch lists modules: attribute assignment order, list items by index (10 after 9)."""
+    import optax
+    from flax import nnx
+
+    class ReLU(nnx.Module):
+        def __call__(self, x):
+            return nnx.relu(x)
+
+    class Network(nnx.Module):
+        def __init__(self, rngs):
+            self.zeta = nnx.Linear(2, 2, rngs=rngs)
+            self.alpha = ReLU()
+            self.blocks = nnx.List([nnx.Linear(2, 2, rngs=rngs) for _ in range(11)])
+            self.mid = nnx.Sequential(nnx.Linear(2, 2, rngs=rngs), ReLU())
+
+    model = Network(nnx.Rngs(0))
+    with ikkuna.attach(model, optimizer=nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
+                       metrics=[], sinks=[]) as monitor:
+        names = [layer.name for layer in monitor.layers]
+    assert names == ["zeta", "alpha", *(f"blocks.{i}" for i in range(11)),
+                     "mid.layers.0", "mid.layers.1"]
 
 
 # -- 4. non-interference -----------------------------------------------------------------------
