@@ -26,6 +26,9 @@ MIN_POINTS = 20
 #: replaces a tenth of the weight (too high); below LEARNING_RATE_LOW_RATIO in every layer,
 #: ten thousand steps change the weights by less than a tenth (too low).
 LEARNING_RATE_HIGH_RATIO = 1e-1
+#: Too high is judged on a running median over this many values: short, because a rate far too
+#: high blows the weights up within a few steps, after which their ratio falls again.
+LEARNING_RATE_HIGH_POINTS = 10
 LEARNING_RATE_LOW_RATIO = 1e-5
 
 #: Vanishing: a layer's relative gradient (||gradient|| / ||weight||, median over the window)
@@ -267,7 +270,7 @@ def loss_flat(history: History) -> Iterator[Finding]:
 def learning_rate(history: History) -> Iterator[Finding]:
     """Update-to-weight ratio far above (too high) or below (too low) about 1e-3.
 
-    Too high: in any layer, the running median over MIN_POINTS values exceeds the threshold
+    Too high: in any layer, the running median over LEARNING_RATE_HIGH_POINTS values exceeds the threshold
     anywhere in the run (a too-high rate often kills or blows up the network, after which the
     ratio says nothing). Too low: in every layer, over the recent window, while gradients are
     not zero (zero gradients are another rule's case).
@@ -277,21 +280,21 @@ def learning_rate(history: History) -> Iterator[Finding]:
         series = history.series("update_to_weight_ratio", *key)
         good = np.isfinite(series.values)
         steps, values = series.steps[good], series.values[good]
-        if values.size < MIN_POINTS:
+        if values.size < LEARNING_RATE_HIGH_POINTS:
             continue
-        running = np.median(np.lib.stride_tricks.sliding_window_view(values, MIN_POINTS), axis=1)
+        running = np.median(np.lib.stride_tricks.sliding_window_view(values, LEARNING_RATE_HIGH_POINTS), axis=1)
         above = np.flatnonzero(running > LEARNING_RATE_HIGH_RATIO)
         if above.size:
             first = int(above[0])
             high[key] = (float(running[above].max()), int(steps[first]),
-                         int(steps[first + MIN_POINTS - 1]))
+                         int(steps[first + LEARNING_RATE_HIGH_POINTS - 1]))
     if high:
         layers = _layers(high)
         yield Finding(
             "learning_rate_too_high", "warning",
             f"steps change the weights of {', '.join(layers)} by more than "
             f"{LEARNING_RATE_HIGH_RATIO:g} of their norm (median update/weight ratio over "
-            f"{MIN_POINTS} steps; healthy is about 1e-3)",
+            f"{LEARNING_RATE_HIGH_POINTS} steps; healthy is about 1e-3)",
             "lower the learning rate about "
             f"{max(v[0] for v in high.values()) / 1e-3:.0f}x (or use warm-up / a schedule)",
             layers=layers, steps=(min(v[1] for v in high.values()), max(v[2] for v in high.values())),

@@ -2,7 +2,7 @@
 layer that returns x/0 from a known step, a learning rate far too high.
 
 Nothing here imports jax at import time; call the builders after the test's ``jax`` fixture.
-Layer names sort in forward order (the JAX adapter lists layers by path).
+Layers are assigned in forward order (the JAX adapter lists them in assignment order).
 """
 
 from __future__ import annotations

@@ -144,7 +144,8 @@ def test_learning_rate_rules_use_the_median_so_spikes_do_not_count():
     assert diagnose(live(series)) == []
     series[("update_to_weight_ratio", "first", "weight")] = [1e-3] * 20 + [5.0] * 40
     (finding,) = diagnose(live(series))
-    assert (finding.rule, finding.layers, finding.steps) == ("learning_rate_too_high", ("first",), (10, 29))
+    # the first 10-step window whose median is high
+    assert (finding.rule, finding.layers, finding.steps) == ("learning_rate_too_high", ("first",), (15, 24))
     low = {key: [1e-7] * 60 for key in healthy_ratios()}
     (finding,) = diagnose(live(low))
     assert (finding.rule, finding.layers) == ("learning_rate_too_low", ("first", "second"))
