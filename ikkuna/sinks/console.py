@@ -46,14 +46,15 @@ class ConsoleSink(Sink):
     def write(self, records: Sequence[Record]) -> None:
         with self._lock:
             for record in records:
-                if self._shows(record):
-                    key = (record.metric, record.layer, record.param)
-                    self._pending.setdefault(record.step, {})[key] = float(record.value)
+                value = record.value
+                if isinstance(value, (Histogram, np.ndarray)) or not self._shows(record):
+                    continue
+                key = (record.metric, record.layer, record.param)
+                self._pending.setdefault(record.step, {})[key] = float(value)
 
     def _shows(self, record: Record) -> bool:
-        return (record.step % self.every == 0
-                and not isinstance(record.value, (Histogram, np.ndarray))
-                and (self.metrics is None or record.metric in self.metrics))
+        return record.step % self.every == 0 and (self.metrics is None
+                                                  or record.metric in self.metrics)
 
     def flush(self) -> None:
         with self._lock:
@@ -104,7 +105,7 @@ def format_step(step: int, values: dict[_Key, float], metrics: Sequence[str] | N
     rows = sorted(dict.fromkeys((layer, param) for _, layer, param in per_layer),
                   key=lambda row: (layers.index(row[0]), row[1] is not None))
     table = [
-        (layer if param is None else f"{layer}.{param}",
+        (str(layer) if param is None else f"{layer}.{param}",
          *(format_value(per_layer.get((metric, layer, param))) for metric in columns))
         for layer, param in rows
     ]
