@@ -21,7 +21,9 @@ DPI = 90
 MAX_COLUMNS = 3
 NON_FINITE_COLOUR = "red"
 _LINE_STYLES = ("-", "--", ":", "-.")
-_STYLE = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6}
+# names come from the store: "$" must not start mathtext (a bad formula would stop the report)
+_STYLE = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6,
+          "text.parse_math": False}
 
 
 def grid(panels: int) -> tuple[int, int]:
@@ -131,7 +133,8 @@ def _mark_non_finite(axis: Any, lines: Sequence[Line], compare: bool) -> None:
         step, line = first
         which = f" ({_label(line, compare, True)})" if len(lines) > 1 else ""
         axis.text(0.02, 0.03, f"non-finite from step {step}{which}", transform=axis.transAxes,
-                  color=NON_FINITE_COLOUR, fontsize=7, fontweight="bold")
+                  color=NON_FINITE_COLOUR, fontsize=7, fontweight="bold",
+                  bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
 
 
 def _draw_heatmap(axis: Any, heat: Heatmap) -> None:

@@ -53,7 +53,7 @@ def page(runs: Sequence[Run], findings: Mapping[str, Sequence[Finding]],
         *(_diagnosis(run, findings.get(run.name, ()), len(runs) > 1) for run in runs),
         '<h2 id="metrics">Metrics</h2>',
         _contents(sections),
-        *(_section(index, section) for index, section in enumerate(sections, 1)),
+        *(_section(index, section, len(runs) > 1) for index, section in enumerate(sections, 1)),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -62,7 +62,9 @@ def page(runs: Sequence[Run], findings: Mapping[str, Sequence[Finding]],
 def _runs_table(runs: Sequence[Run]) -> str:
     rows: dict[str, list[str]] = {"framework": [run.framework for run in runs],
                                   "started": [_time(run.started) for run in runs],
-                                  "finished": [_time(run.finished) for run in runs]}
+                                  "finished": [_time(run.finished) for run in runs],
+                                  "layers": [", ".join(layer.name for layer in run.layers())
+                                             for run in runs]}
     for field, of in (("version", lambda run: run.versions), ("config", lambda run: run.config)):
         for key in dict.fromkeys(key for run in runs for key in of(run)):
             rows[f"{field}: {key}"] = [_text(of(run)[key]) if key in of(run) else "" for run in runs]
@@ -106,20 +108,21 @@ def _contents(sections: Sequence[Section]) -> str:
     return f'<ol class="contents">{items}</ol>' if sections else "<p>No metrics were recorded.</p>"
 
 
-def _section(index: int, section: Section) -> str:
+def _section(index: int, section: Section, compare: bool) -> str:
     plot = section.plot
     notes = []
     if plot.missing:
         notes.append(f'<p class="missing">not recorded in run {escape(", ".join(plot.missing))}</p>')
     for title, line, step in plot.non_finite():
-        which = " ".join(filter(None, (line.run, title, line.param)))
+        which = " ".join(filter(None, (title, line.param, compare and f"of run {line.run}")))
         notes.append(f'<p class="non-finite">non-finite values in {escape(which)} from step {step}</p>')
     if any(panel.heatmap is not None for panel in plot.panels):
         notes.append("<p>Colour: the share of the values in each bin, per step.</p>")
     data = base64.b64encode(section.png).decode("ascii")
+    alt = f"{plot.metric} by step; panels: {', '.join(panel.title for panel in plot.panels)}"
     return (
         f'<section id="metric-{index}"><h2>{escape(plot.metric)}</h2>{"".join(notes)}'
-        f'<img src="data:image/png;base64,{data}" alt="{escape(plot.metric)}" '
+        f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}" '
         f'width="{section.width}" height="{section.height}"></section>'
     )
 
