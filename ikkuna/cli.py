@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
     doctor.set_defaults(handler=_doctor)
 
+    from ikkuna.report.command import add_command as add_report_command
+    add_report_command(commands)
+
     demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits, monitored")
     demo.add_argument("--framework", choices=DEMO_FRAMEWORKS, default="torch")
     demo.add_argument("--epochs", type=int, default=3)

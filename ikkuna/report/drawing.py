@@ -21,9 +21,9 @@ DPI = 90
 MAX_COLUMNS = 3
 NON_FINITE_COLOUR = "red"
 _LINE_STYLES = ("-", "--", ":", "-.")
-# names come from the store: "$" must not start mathtext (a bad formula would stop the report)
-_STYLE = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6,
-          "text.parse_math": False}
+_STYLE = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6}
+# names come from the store: "$" in them must not start mathtext (a bad formula stops the report)
+_PLAIN = {"parse_math": False}
 
 
 def grid(panels: int) -> tuple[int, int]:
@@ -50,11 +50,11 @@ def render(plot: MetricPlot, runs: Sequence[str]) -> bytes:
     with matplotlib.rc_context(_STYLE):
         figure = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI)
         FigureCanvasAgg(figure)
-        figure.suptitle(plot.metric)
+        figure.suptitle(plot.metric, y=1 - 0.08 / (rows * PANEL_INCHES[1]), va="top", **_PLAIN)
         axes = figure.subplots(rows, columns, squeeze=False,
                                gridspec_kw=_margins(rows, columns)).reshape(-1)
         for index, (panel, axis) in enumerate(zip(plot.panels, axes)):
-            axis.set_title(panel.title)
+            axis.set_title(panel.title, **_PLAIN)
             if panel.heatmap is not None:
                 _draw_heatmap(axis, panel.heatmap)
             else:
@@ -107,7 +107,8 @@ def _draw_lines(axis: Any, panel: Panel, runs: Sequence[str]) -> None:
         axis.set_yscale(scale)
     _mark_non_finite(axis, panel.lines, compare)
     if compare or len(params) > 1:
-        axis.legend(loc="best", frameon=False)
+        for text in axis.legend(loc="best", frameon=False).get_texts():
+            text.set_parse_math(False)
 
 
 def _label(line: Line, compare: bool, several_params: bool) -> str:
@@ -133,7 +134,7 @@ def _mark_non_finite(axis: Any, lines: Sequence[Line], compare: bool) -> None:
         step, line = first
         which = f" ({_label(line, compare, True)})" if len(lines) > 1 else ""
         axis.text(0.02, 0.03, f"non-finite from step {step}{which}", transform=axis.transAxes,
-                  color=NON_FINITE_COLOUR, fontsize=7, fontweight="bold",
+                  color=NON_FINITE_COLOUR, fontsize=7, fontweight="bold", **_PLAIN,
                   bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
 
 

@@ -61,3 +61,11 @@ def test_each_run_has_its_own_colour_in_the_picture(two_runs):
 def test_a_run_cannot_be_compared_with_itself(two_runs):
     with pytest.raises(ValueError, match="once"):
         write_report(["base", "base"])
+
+
+def test_dollar_signs_in_names_are_drawn_as_text_not_parsed_as_formulas(private_store):
+    require_framework("matplotlib")
+    odd = write_run(private_store, r"lr $\frac$", metrics={"loss", "weight_norm"})
+    plain = write_run(private_store, "plain", metrics={"loss", "weight_norm"})
+    files = write_report([odd, plain])  # a mathtext parse would fail on the legends
+    assert [path.name for path in files.images] == ["loss.png", "weight_norm.png"]
