@@ -21,7 +21,7 @@ DPI = 90
 MAX_COLUMNS = 3
 NON_FINITE_COLOUR = "red"
 _LINE_STYLES = ("-", "--", ":", "-.")
-_STYLE = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6}
+_STYLE: dict[str, Any] = {"font.size": 7, "axes.titlesize": 8, "figure.titlesize": 10, "legend.fontsize": 6}
 # names come from the store: "$" in them must not start mathtext (a bad formula stops the report)
 _PLAIN = {"parse_math": False}
 
@@ -47,7 +47,7 @@ def render(plot: MetricPlot, runs: Sequence[str]) -> bytes:
     from matplotlib.figure import Figure
 
     rows, columns = grid(len(plot.panels))
-    with matplotlib.rc_context(_STYLE):
+    with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]  # keys checked by matplotlib
         figure = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI)
         FigureCanvasAgg(figure)
         figure.suptitle(plot.metric, y=1 - 0.08 / (rows * PANEL_INCHES[1]), va="top", **_PLAIN)
@@ -74,8 +74,8 @@ def _margins(rows: int, columns: int) -> dict[str, float]:
     left, right, top, bottom, across, down = 0.6, 0.15, 0.5, 0.4, 0.75, 0.6
     axis_width = (width - left - right - (columns - 1) * across) / columns
     axis_height = (height - top - bottom - (rows - 1) * down) / rows
-    return dict(left=left / width, right=1 - right / width, top=1 - top / height,
-                bottom=bottom / height, wspace=across / axis_width, hspace=down / axis_height)
+    return {"left": left / width, "right": 1 - right / width, "top": 1 - top / height,
+            "bottom": bottom / height, "wspace": across / axis_width, "hspace": down / axis_height}
 
 
 def import_matplotlib() -> None:

@@ -35,8 +35,9 @@ def heatmap(histograms: Sequence[tuple[int, Histogram | np.ndarray]]) -> Heatmap
     """
     steps = np.array([step for step, _ in histograms], dtype=np.int64)
     values = [value for _, value in histograms]
-    if values and all(isinstance(value, Histogram) for value in values):
-        edges, counts = _value_grid(values)
+    with_edges = [value for value in values if isinstance(value, Histogram)]
+    if values and len(with_edges) == len(values):
+        edges, counts = _value_grid(with_edges)
         by_value = True
     else:
         counts = _padded([np.asarray(getattr(v, "counts", v), dtype=np.float64) for v in values])

@@ -114,7 +114,7 @@ def _section(index: int, section: Section, compare: bool) -> str:
     if plot.missing:
         notes.append(f'<p class="missing">not recorded in run {escape(", ".join(plot.missing))}</p>')
     for title, line, step in plot.non_finite():
-        which = " ".join(filter(None, (title, line.param, compare and f"of run {line.run}")))
+        which = " ".join(filter(None, (title, line.param, f"of run {line.run}" if compare else None)))
         notes.append(f'<p class="non-finite">non-finite values in {escape(which)} from step {step}</p>')
     if any(panel.heatmap is not None for panel in plot.panels):
         notes.append("<p>Colour: the share of the values in each bin, per step.</p>")

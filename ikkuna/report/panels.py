@@ -75,7 +75,7 @@ def _panels(metric: str, runs: Sequence[Run], order: dict[str | None, tuple[int,
             try:
                 series = run.series(metric, layer, param)
             except KeyError:  # stored as vectors: a histogram metric
-                title = " ".join(filter(None, (layer or RUN_PANEL, param, compare and f"({run.name})")))
+                title = " ".join(filter(None, (layer or RUN_PANEL, param, f"({run.name})" if compare else None)))
                 maps.append((layer, param, Panel(title, heatmap=heatmap(run.histograms(metric, layer, param)))))
                 continue
             lines.setdefault(layer, []).append(Line(run.name, param, series.steps, series.values))

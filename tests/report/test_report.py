@@ -13,7 +13,14 @@ from ikkuna.report.drawing import NON_FINITE_COLOUR, image_size
 from ikkuna.report.names import safe_name
 from tests.conftest import require_framework
 from tests.report.pages import Page, has_colour, read_png
-from tests.report.stored import HISTOGRAM_METRICS, NAN_STEP, ODD_METRIC, SCALAR_METRICS, SCRIPT_LAYER, write_run
+from tests.report.stored import (
+    HISTOGRAM_METRICS,
+    NAN_STEP,
+    ODD_METRIC,
+    SCALAR_METRICS,
+    SCRIPT_LAYER,
+    write_run,
+)
 
 RUN = "exp <b>&"
 METRICS = {**SCALAR_METRICS, **HISTOGRAM_METRICS}
