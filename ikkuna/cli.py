@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
 
 from ikkuna.core.metric import describe
 from ikkuna.core.plugins import Provided, get_plugin_manager
-
-DEMO_FRAMEWORKS = ("torch",)
+from ikkuna.core.tables import format_table, format_value
+from ikkuna.demos import TRAINERS
+from ikkuna.demos.variants import BROKEN
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,8 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     add_report_command(commands)
 
     demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits, monitored")
-    demo.add_argument("--framework", choices=DEMO_FRAMEWORKS, default="torch")
+    demo.add_argument("--framework", choices=tuple(TRAINERS), default="torch")
+    demo.add_argument("--break", dest="breakage", choices=tuple(BROKEN),
+                      help="train a deliberately broken variant: learning rate far too high (lr), "
+                           "bad initialization (init) or dying ReLUs (dead)")
     demo.add_argument("--epochs", type=int, default=3)
+    demo.add_argument("--console", type=int, metavar="N", default=0,
+                      help="print a table of the latest metric values every N steps (0: off)")
     demo.add_argument("--run", help="run name (default: digits-<framework>-<time>)")
     demo.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
     demo.set_defaults(handler=_demo)
@@ -77,7 +82,7 @@ def _list(args: argparse.Namespace) -> int:
     metrics = [metric_row(name, p) for name, p in sorted(plugins.metrics().items())]
     print("Metrics (* = in the default set; cost: cheap < moderate < expensive < probe):")
     header = ("name", "plugin", "cost", "adapters", "about")
-    print(_table(header, metrics, indent="  ") if metrics else "  (none)")
+    print(format_table(header, metrics, indent="  ") if metrics else "  (none)")
     print()
     sections = (
         ("Sinks", plugins.sinks(), describe),
@@ -86,7 +91,7 @@ def _list(args: argparse.Namespace) -> int:
     for title, provided, explain in sections:
         print(f"{title}:")
         rows = [(name, p.plugin, explain(p.item)) for name, p in sorted(provided.items())]
-        print(_table(("name", "plugin", "about"), rows, indent="  ") if rows else "  (none)")
+        print(format_table(("name", "plugin", "about"), rows, indent="  ") if rows else "  (none)")
         print()
     for message in plugins.load_failures.values():
         print(f"warning: {message}")
@@ -105,7 +110,7 @@ def _runs(args: argparse.Namespace) -> int:
          "yes" if run.finished else "no", str(run.steps), str(run.records))
         for run in runs
     ]
-    print(_table(("run", "framework", "started", "finished", "steps", "records"), rows))
+    print(format_table(("run", "framework", "started", "finished", "steps", "records"), rows))
     return 0
 
 
@@ -123,19 +128,19 @@ def _show(args: argparse.Namespace) -> int:
     per_layer = [v for v in latest if v.layer is not None]
     run_level = [v for v in latest if v.layer is None]
     if run_level:
-        print(_table(("metric", "step", "value"),
-                     [(v.metric, str(v.step), _format(v.value, v.bins)) for v in run_level]))
+        print(format_table(("metric", "step", "value"),
+                     [(v.metric, str(v.step), format_value(v.value, v.bins)) for v in run_level]))
         print()
     if per_layer:
         metrics = sorted({v.metric for v in per_layer})
-        cells = {(v.layer, v.param, v.metric): _format(v.value, v.bins) for v in per_layer}
+        cells = {(v.layer, v.param, v.metric): format_value(v.value, v.bins) for v in per_layer}
         keys = list(dict.fromkeys((v.layer, v.param) for v in sorted(per_layer, key=_layer_order)))
         rows = [
             (layer if param is None else f"{layer}.{param}", *(cells.get((layer, param, m), "") for m in metrics))
             for layer, param in keys
         ]
         print(f"last values (step {max(v.step for v in per_layer)}):")
-        print(_table(("layer", *metrics), rows))
+        print(format_table(("layer", *metrics), rows))
     for problem in problems:
         print(f"problem: {problem['message']}")
     return 0
@@ -170,27 +175,9 @@ def _doctor(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ikkuna.demos import run_demo
 
-    run_demo(args.framework, epochs=args.epochs, run=args.run, store=args.store)
+    run_demo(args.framework, epochs=args.epochs, run=args.run, store=args.store,
+             breakage=args.breakage, console_every=args.console)
     return 0
-
-
-def _format(value: float | None, bins: int | None) -> str:
-    if bins is not None:
-        return f"[{bins} bins]"
-    if value is None:
-        return ""
-    if value == 0 or not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    lines = [header, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        indent + "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip()
-        for line in lines
-    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,7 +69,7 @@ def test_show_unknown_run_fails_and_lists_the_runs_there(torch, capsys):
 def test_demo_trains_stores_a_run_and_prints_where_it_is(torch, capsys, private_store):
     assert main(["demo", "--epochs", "1", "--run", "demo-test"]) == 0
     out = capsys.readouterr().out
-    assert "run:   demo-test" in out
+    assert "run:         demo-test" in out
     assert str(private_store / "ikkuna.sqlite") in out
     with ikkuna.open_run("demo-test") as run:
         loss = run.series("loss")
@@ -77,4 +77,4 @@ def test_demo_trains_stores_a_run_and_prints_where_it_is(torch, capsys, private_
         assert np.mean(loss.values[-5:]) < np.mean(loss.values[:5])
         # saturated_fraction records nothing: the demo's CNN has no bounded activation
         assert set(ikkuna.DEFAULT_METRICS) - {"saturated_fraction"} <= set(run.metrics())
-        assert "features.0" in [layer.name for layer in run.layers()]
+        assert "conv1" in [layer.name for layer in run.layers()]
