@@ -22,15 +22,17 @@ SATURATION_BOUNDS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def units(group: EventGroup) -> np.ndarray:
-    """A layer's outputs as ``(values, units)``: channels (the last axis after
-    ``as_channels_last``; a dense layer's features); an output without a channel axis is one
-    unit."""
+def fired_units(group: EventGroup) -> np.ndarray:
+    """Per unit of a layer's outputs, whether it was non-zero for any sample: a bool vector
+    over channels (the channel axis of the layout; a dense layer's features); an output
+    without a channel axis is one unit. Reduced in place, without moving channels last."""
     array = group.array("activations")
-    values = array.as_channels_last()
-    if values.ndim < 2 or array.layout.channel_axis is None:
-        return values.reshape(-1, 1)
-    return values.reshape(-1, values.shape[-1])
+    values = array.numpy()
+    axis = array.layout.channel_axis
+    if values.ndim < 2 or axis is None:
+        return np.array([np.any(values != 0)]) if values.size else np.zeros(0, dtype=bool)
+    axis %= values.ndim
+    return np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis))
 
 
 class DeadUnitFraction(Metric):
@@ -58,11 +60,10 @@ class DeadUnitFraction(Metric):
         self._steps: dict[str | None, int] = {}
 
     def compute(self, group: EventGroup) -> float | None:
-        values = units(group)
-        if values.size == 0:
+        if group.array("activations").numpy().size == 0:
             return None
+        fired = fired_units(group)
         layer = group.layer.name if group.layer is not None else None
-        fired = np.any(values != 0, axis=0)
         alive = self._alive.get(layer)
         if alive is None or alive.shape != fired.shape:
             alive, self._steps[layer] = np.zeros_like(fired), 0
