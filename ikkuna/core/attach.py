@@ -209,7 +209,7 @@ def resolve_sinks(
     specs: Iterable[SinkSpec], plugins: PluginManager, store: str | os.PathLike[str] | None
 ) -> list[Sink]:
     """Sink names or classes (made with ``Sink.create(store)``) or instances to sink objects."""
-    if isinstance(specs, (str, Sink)):
+    if isinstance(specs, (str, Sink)) or (isinstance(specs, type) and issubclass(specs, Sink)):
         specs = [specs]
     known = plugins.sinks()
     sinks: list[Sink] = []
@@ -221,7 +221,13 @@ def resolve_sinks(
         elif isinstance(spec, str):
             if spec not in known:
                 raise UnknownSinkError(f"unknown sink {spec!r}; known sinks: {', '.join(sorted(known))}")
-            sinks.append(known[spec].item.create(store))
+            provided = known[spec]
+            if not (isinstance(provided.item, type) and issubclass(provided.item, Sink)):
+                raise TypeError(
+                    f"sink {spec!r} of plugin {provided.plugin!r} is not an ikkuna.Sink subclass "
+                    f"({provided.item!r}); ikkuna_sinks() must return Sink subclasses"
+                )
+            sinks.append(provided.item.create(store))
         else:
             raise TypeError(
                 "sinks= takes sink names (str), ikkuna.Sink subclasses or instances, got "

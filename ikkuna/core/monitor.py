@@ -267,7 +267,9 @@ class Monitor:
     @property
     def store_path(self) -> Path | None:
         """The directory of the store this run is written to (None without a store sink)."""
-        return next((s.path for s in self.sinks if isinstance(getattr(s, "path", None), Path)), None)
+        from ikkuna.sinks.store import StoreSink
+
+        return next((s.path for s in self.sinks if isinstance(s, StoreSink)), None)
 
     def series(self, metric: str, layer: str | None = None, param: str | None = None):
         """This run's stored series of ``metric`` (see :meth:`ikkuna.Run.series`)."""
@@ -330,6 +332,11 @@ class Monitor:
             return True
         except Exception as error:  # noqa: BLE001 - a sink must never stop training
             self.sinks.remove(sink)
+            if action != "close":
+                try:  # release its files; a second error says nothing new
+                    sink.close()
+                except Exception:  # noqa: BLE001, S110
+                    pass
             message = (
                 f"ikkuna: sink {sink.name!r} raised {type(error).__name__}: {error} in "
                 f"{action}(); it is disabled for the rest of this run, the other sinks go on"
