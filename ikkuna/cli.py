@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ikkuna.core.metric import describe
 from ikkuna.core.plugins import Provided, get_plugin_manager
@@ -23,14 +24,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (LookupError, FileNotFoundError, ValueError, TypeError) as error:
+    except (LookupError, OSError, ValueError, TypeError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"ikkuna {args.command}: {message}", file=sys.stderr)
         return 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (``--fram``): scripts/demo.sh reads ``--framework`` as written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ikkuna", description=__doc__)
+    parser = _Parser(prog="ikkuna", description=__doc__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = commands.add_parser("list", help="metrics, sinks and adapters, with their plugins")
@@ -59,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="train a deliberately broken variant: learning rate far too high (lr), "
                            "bad initialization (init) or dying ReLUs (dead)")
     demo.add_argument("--epochs", type=int, default=3)
-    demo.add_argument("--console", type=int, metavar="N", default=0,
+    demo.add_argument("--console", type=_steps, metavar="N", default=0,
                       help="print a table of the latest metric values every N steps (0: off)")
     demo.add_argument("--run", help="run name (default: digits-<framework>-<time>)")
     demo.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
@@ -173,11 +182,29 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ikkuna.demos import run_demo
+    from ikkuna.demos import DEMO_EXTRAS, run_demo
 
-    run_demo(args.framework, epochs=args.epochs, run=args.run, store=args.store,
-             breakage=args.breakage, console_every=args.console)
+    try:
+        run_demo(args.framework, epochs=args.epochs, run=args.run, store=args.store,
+                 breakage=args.breakage, console_every=args.console)
+    except ImportError as error:
+        extra = DEMO_EXTRAS[args.framework]
+        print(f"ikkuna demo: the {args.framework} demo cannot import {error.name or 'a module'} "
+              f"({error}); install it with: pip install 'ikkuna[{extra},demo]' (or run "
+              f"bash scripts/demo.sh --framework {args.framework})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _steps(text: str) -> int:
+    """An argparse type: a whole number of steps, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 0, got {text!r}")
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

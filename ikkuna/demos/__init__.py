@@ -18,6 +18,8 @@ from ikkuna.demos.variants import variant
 #: framework -> the module with its ``train(variant, *, epochs, **attach_options)``
 TRAINERS = {"torch": "ikkuna.demos.torch_digits", "keras": "ikkuna.demos.keras_digits",
             "jax": "ikkuna.demos.jax_digits"}
+#: framework -> the pip extra that installs it
+DEMO_EXTRAS = {"torch": "torch", "keras": "tensorflow", "jax": "jax"}
 
 
 def run_demo(framework: str = "torch", *, epochs: int = 3, run: str | None = None,
@@ -41,8 +43,11 @@ def run_demo(framework: str = "torch", *, epochs: int = 3, run: str | None = Non
     monitor, accuracy = trainer.train(setup, epochs=epochs, run=name, store=store, sinks=sinks)
     outcome = DemoOutcome(monitor=monitor, test_accuracy=accuracy, notes=notes,
                           tensorboard=next((s.directory for s in sinks if s.name == "tensorboard"), None))
-    _diagnose(outcome)
-    _report(outcome, notes)
+    if monitor.store_path is not None:
+        _diagnose(outcome)
+        _report(outcome, notes)
+    else:  # the store sink failed (its warning and problem say why)
+        notes.append("no store, so no report and no diagnosis")
     print_summary(outcome)
     return outcome
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ def _ikkuna_command() -> str:
     if found and Path(found).resolve() == script.resolve():
         return "ikkuna"
     if script.exists():
-        return os.path.relpath(script)
+        try:
+            return shlex.quote(os.path.relpath(script))
+        except ValueError:  # another drive (Windows)
+            return shlex.quote(str(script))
     return f"{sys.executable} -m ikkuna"
 
 
@@ -45,24 +49,27 @@ def print_summary(outcome: DemoOutcome) -> None:
     monitor = outcome.monitor
     store = monitor.store_path
     command = _ikkuna_command()
+    run = shlex.quote(monitor.run)
     print(f"\nheld-out accuracy: {outcome.test_accuracy:.3f} after {monitor.step + 1} steps")
     print(f"run:         {monitor.run}")
     flag = ""
     if store is not None:
         print(f"store:       {os.path.abspath(store / DATABASE_FILE)}")
         if os.path.abspath(store) != os.path.abspath("ikkuna-runs"):
-            flag = f" --store {store}"
+            flag = f" --store {shlex.quote(str(store))}"
     if outcome.report is not None:
         print(f"report:      {os.path.abspath(outcome.report)}    (open it in a browser)")
     if outcome.tensorboard is not None:
-        print(f"tensorboard: tensorboard --logdir {os.path.abspath(outcome.tensorboard)}")
-    print(f"see it:      {command} show {monitor.run}{flag}    (all runs: {command} runs{flag})")
+        print(f"tensorboard: tensorboard --logdir {shlex.quote(os.path.abspath(outcome.tensorboard))}")
+    if store is not None:
+        print(f"see it:      {command} show {run}{flag}    (all runs: {command} runs{flag})")
     for note in outcome.notes:
         print(f"note:        {note}")
     for problem in monitor.problems:
         print(f"problem:     {problem.message}")
-    print(f"\n{command} doctor {monitor.run}{flag} says:")
-    if not outcome.findings:
-        print("  no problems found")
-    for finding in outcome.findings:
-        print("  " + finding.describe().replace("\n", "\n  "))
+    if store is not None:
+        print(f"\n{command} doctor {run}{flag} says:")
+        if not outcome.findings:
+            print("  no problems found")
+        for finding in outcome.findings:
+            print("  " + finding.describe().replace("\n", "\n  "))

@@ -86,3 +86,25 @@ def test_unknown_framework_or_break_names_what_is_accepted(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--break", "everything"])
     assert "choose from 'lr', 'init', 'dead'" in capsys.readouterr().err
+
+
+def test_the_command_takes_no_abbreviated_options(capsys):
+    """scripts/demo.sh reads --framework as written to pick what to install."""
+    with pytest.raises(SystemExit):
+        main(["demo", "--fram", "jax"])
+    assert "unrecognized arguments: --fram" in capsys.readouterr().err
+
+
+def test_a_negative_console_interval_names_the_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--console", "-1"])
+    assert "--console: expected a whole number of steps >= 0, got '-1'" in capsys.readouterr().err
+
+
+def test_a_framework_that_is_not_installed_names_what_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optax", None)  # importing optax now fails
+    assert main(["demo", "--framework", "jax", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'ikkuna[jax,demo]'" in err and "optax" in err
