@@ -9,10 +9,12 @@ the files stay standard JSON and CSV; floats are written so that they read back 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +39,7 @@ class _FileSink(Sink):
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.directory = sink_directory(directory, STORE_FOLDER, type(self).__name__)
-        self.path: Path | None = None  # set by open(): this run's file
+        self.file_path: Path | None = None  # set by open(): this run's file
         self._file: IO[str] | None = None
         self._lock = threading.Lock()  # callbacks may come from a framework's threads
 
@@ -47,15 +49,20 @@ class _FileSink(Sink):
 
     def open(self, run: RunInfo) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / f"{run.name}{self.suffix}"
+        self.file_path = self.directory / f"{run.name}{self.suffix}"
         try:
-            self._file = open(self.path, "x", encoding="utf-8", newline="")  # noqa: SIM115
+            file = open(self.file_path, "x", encoding="utf-8", newline="")  # noqa: SIM115
         except FileExistsError:
             raise FileExistsError(
-                f"{self.path} already exists; the {self.name} sink neither overwrites nor appends "
-                "to another run's file: choose another run= name or directory"
+                f"{self.file_path} already exists; the {self.name} sink neither overwrites nor "
+                "appends to another run's file: choose another run= name or directory"
             ) from None
-        self._begin(self._file)
+        try:
+            self._begin(file)
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
 
     def write(self, records: Sequence[Record]) -> None:
         with self._lock:
@@ -78,6 +85,8 @@ class _FileSink(Sink):
         """Write what comes before the first record."""
 
     def _write(self, file: IO[str], rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` with one ``file.write``, so a concurrent reader sees no row split
+        between two writes except at the operating system's own buffer boundaries."""
         raise NotImplementedError
 
 
@@ -88,7 +97,7 @@ class JsonlSink(_FileSink):
     suffix = ".jsonl"
 
     def _write(self, file: IO[str], rows: list[dict[str, Any]]) -> None:
-        file.writelines(json.dumps(row, allow_nan=False) + "\n" for row in rows)
+        file.write("".join(json.dumps(row, allow_nan=False) + "\n" for row in rows))
 
 
 class CsvSink(_FileSink):
@@ -101,8 +110,10 @@ class CsvSink(_FileSink):
         csv.writer(file).writerow(COLUMNS)
 
     def _write(self, file: IO[str], rows: list[dict[str, Any]]) -> None:
-        csv.writer(file).writerows([_csv_cell(row.get(column)) for column in COLUMNS]
+        text = io.StringIO()
+        csv.writer(text).writerows([_csv_cell(row.get(column)) for column in COLUMNS]
                                    for row in rows)
+        file.write(text.getvalue())
 
 
 def encode_record(record: Record) -> dict[str, Any]:
@@ -134,15 +145,41 @@ def decode_record(row: dict[str, Any]) -> Record:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Record]:
-    """The records of a file the ``jsonl`` sink wrote, in order."""
-    with open(path, encoding="utf-8") as file:
-        return [decode_record(json.loads(line)) for line in file if line.strip()]
+    """The records of a file the ``jsonl`` sink wrote, in order.
+
+    A last line without its ``\\n`` is left out with a warning: the run may still be writing it.
+    """
+    text = _complete_lines(path, quoted=False)
+    return [decode_record(json.loads(line)) for line in text.split("\n") if line.strip()]
 
 
 def read_csv(path: str | os.PathLike[str]) -> list[Record]:
-    """The records of a file the ``csv`` sink wrote, in order (empty layer/param cells are None)."""
-    with open(path, encoding="utf-8", newline="") as file:
-        return [decode_record(_from_csv(row)) for row in csv.DictReader(file)]
+    """The records of a file the ``csv`` sink wrote, in order (empty layer/param cells are None).
+
+    A last row without its line end is left out with a warning: the run may still be writing it.
+    """
+    text = _complete_lines(path, quoted=True)
+    return [decode_record(_from_csv(row)) for row in csv.DictReader(io.StringIO(text, newline=""))]
+
+
+def _complete_lines(path: str | os.PathLike[str], quoted: bool) -> str:
+    """The text of ``path`` up to its last line end, warning about what comes after it.
+
+    ``quoted``: a line end inside a CSV quoted cell (an odd number of ``"`` before it) does not
+    end a row.
+    """
+    data = Path(path).read_bytes()
+    end = data.rfind(b"\n") + 1
+    if quoted:
+        quotes = data.count(b'"', 0, end)
+        while end > 0 and quotes % 2:
+            previous = data.rfind(b"\n", 0, end - 1) + 1
+            quotes -= data.count(b'"', previous, end)
+            end = previous
+    if end < len(data):
+        warnings.warn(f"{path}: left out {len(data) - end} bytes of an incomplete last line; "
+                      "the run may still be writing it", stacklevel=3)
+    return data[:end].decode("utf-8")
 
 
 def _number(value: Any) -> float | str:

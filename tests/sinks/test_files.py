@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import ikkuna
 from ikkuna.core.events import Histogram, Record
 from ikkuna.core.sink import RunInfo
+from ikkuna.sinks import files
 from ikkuna.sinks.files import CsvSink, JsonlSink, read_csv, read_jsonl
 from tests.sinks.training import train_mlp
 
@@ -66,8 +67,8 @@ def write(sink_class, directory: Path, records: list[Record], name: str = "exp")
 def test_every_kind_of_record_reads_back_exactly(sink_class, read, tmp_path):
     records = every_kind()
     sink = write(sink_class, tmp_path, records)
-    assert sink.path == tmp_path / f"exp.{sink_class.name}"
-    assert [canonical(r) for r in read(sink.path)] == [canonical(r) for r in records]
+    assert sink.file_path == tmp_path / f"exp.{sink_class.name}"
+    assert [canonical(r) for r in read(sink.file_path)] == [canonical(r) for r in records]
 
 
 finite_or_not = st.floats(allow_nan=True, allow_infinity=True)
@@ -87,12 +88,12 @@ records = st.lists(st.builds(
 def test_any_records_read_back_exactly(sink_class, read, written):
     with tempfile.TemporaryDirectory() as directory:
         sink = write(sink_class, Path(directory), written)
-        assert [canonical(r) for r in read(sink.path)] == [canonical(r) for r in written]
+        assert [canonical(r) for r in read(sink.file_path)] == [canonical(r) for r in written]
 
 
 def test_jsonl_lines_are_standard_json_with_non_finite_numbers_as_strings(tmp_path):
     sink = write(JsonlSink, tmp_path, every_kind())
-    lines = [json.loads(line, parse_constant=pytest.fail) for line in sink.path.read_text().splitlines()]
+    lines = [json.loads(line, parse_constant=pytest.fail) for line in sink.file_path.read_text().splitlines()]
     assert lines[3] == {"run": "exp", "step": 0, "epoch": 0, "metric": "loss", "layer": None,
                         "param": None, "value": "NaN"}
     assert lines[7]["value"] is None and lines[7]["edges"] == ["-Infinity", -1e300, 0.1, 7.25]
@@ -101,7 +102,7 @@ def test_jsonl_lines_are_standard_json_with_non_finite_numbers_as_strings(tmp_pa
 
 def test_csv_has_a_header_and_one_row_a_record_with_arrays_as_json_cells(tmp_path):
     sink = write(CsvSink, tmp_path, every_kind())
-    with open(sink.path, newline="", encoding="utf-8") as file:
+    with open(sink.file_path, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["run", "step", "epoch", "metric", "layer", "param", "value", "counts",
                              "edges", "vector"]
@@ -117,7 +118,7 @@ def test_each_flushed_step_is_on_disk_before_close(sink_class, read, tmp_path):
     records = every_kind()
     sink.write(records[:3])
     sink.flush()
-    assert [canonical(r) for r in read(sink.path)] == [canonical(r) for r in records[:3]]
+    assert [canonical(r) for r in read(sink.file_path)] == [canonical(r) for r in records[:3]]
     sink.close()
 
 
@@ -127,6 +128,83 @@ def test_a_run_never_overwrites_another_runs_file(sink_class, read, tmp_path):
     with pytest.raises(FileExistsError, match="choose another run= name or directory"):
         write(sink_class, tmp_path, [])
     assert len(read(tmp_path / f"exp.{sink_class.name}")) == len(every_kind())
+
+
+@pytest.mark.parametrize("sink_class, read", SINKS)
+def test_a_last_line_still_being_written_is_left_out_with_a_warning(sink_class, read, tmp_path):
+    records = [*every_kind(), Record("exp", 4, 2, "loss", None, None, 0.12345678901234568)]
+    sink = sink_class(tmp_path)
+    sink.open(RunInfo(name="exp", framework="numpy"))
+    for record in records:
+        sink.write([record])
+        sink.flush()
+        if record is records[-2]:
+            complete = sink.file_path.stat().st_size
+    sink.close()
+    data = sink.file_path.read_bytes()
+    partial = tmp_path / f"partial.{sink_class.name}"
+    for end in range(complete + 1, len(data)):
+        partial.write_bytes(data[:end])
+        with pytest.warns(UserWarning, match=rf"left out {end - complete} bytes of an incomplete "
+                                             r"last line; the run may still be writing it"):
+            found = read(partial)
+        assert [canonical(r) for r in found] == [canonical(r) for r in records[:-1]]
+
+
+def test_a_csv_row_cut_just_after_a_newline_inside_a_quoted_cell_is_left_out(tmp_path):
+    sink_class, read = CsvSink, read_csv
+    records = every_kind()
+    assert "\n" in records[-1].metric
+    sink = write(sink_class, tmp_path, records[:-1])
+    complete = sink.file_path.read_bytes()
+    data = write(sink_class, tmp_path, records, name="full").file_path.read_bytes()
+    cut = data.index(b"\n", len(complete)) + 1  # just after the newline in the metric's cell
+    partial = tmp_path / f"partial.{sink_class.name}"
+    partial.write_bytes(data[:cut])
+    with pytest.warns(UserWarning, match=f"left out {cut - len(complete)} bytes"):
+        assert len(read(partial)) == len(records) - 1
+
+
+class CountingFile:
+    """A real text file that counts its ``write`` calls and can fail them."""
+
+    def __init__(self, file, fail: bool = False) -> None:
+        self.file, self.fail, self.writes = file, fail, 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        return self.file.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+@pytest.mark.parametrize("sink_class, read", SINKS)
+def test_each_write_call_writes_its_rows_with_one_file_write(sink_class, read, tmp_path, monkeypatch):
+    opened: list[CountingFile] = []
+    monkeypatch.setattr(files, "open", lambda *a, **k: opened.append(CountingFile(open(*a, **k)))
+                        or opened[-1], raising=False)
+    sink = sink_class(tmp_path)
+    sink.open(RunInfo(name="exp", framework="numpy"))
+    before = opened[0].writes
+    sink.write(every_kind())
+    assert opened[0].writes == before + 1
+    sink.close()
+    assert len(read(sink.file_path)) == len(every_kind())
+
+
+def test_a_file_that_fails_on_its_first_write_is_closed(tmp_path, monkeypatch):
+    opened: list[CountingFile] = []
+    monkeypatch.setattr(files, "open", lambda *a, **k: opened.append(
+        CountingFile(open(*a, **k), fail=True)) or opened[-1], raising=False)
+    sink = CsvSink(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        sink.open(RunInfo(name="exp", framework="numpy"))
+    assert opened[0].file.closed
+    with pytest.raises(RuntimeError, match="before open"):
+        sink.write(every_kind())
 
 
 def stored_records(run: ikkuna.Run) -> list[tuple]:
