@@ -5,6 +5,11 @@ server (``tensorboard --load_fast=auto``, tensorboard-data-server 0.7) leaves ou
 scalar tensors altogether, so float64 would not show. NaN and +-Inf are kept; finite values
 beyond float32's range become +-Inf there (the store keeps float64). Events are written with
 the ``tensorboard`` package's record format and protos, without TensorFlow.
+
+A plain vector value is shown as a histogram of its finite entries; a vector with none (empty,
+or all NaN and +-Inf) has no range to draw and is left out of TensorBoard (the store keeps it).
+Like the file sinks, a run never writes into another run's folder: opening a run whose folder
+already holds event files raises ``FileExistsError``.
 """
 
 from __future__ import annotations
@@ -54,17 +59,29 @@ class TensorBoardSink(Sink):
         tensorboard = _tensorboard()
         self.log_dir = self.directory / run.name
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if any(self.log_dir.glob("events.out.tfevents.*")):
+            raise FileExistsError(
+                f"{self.log_dir} already holds another run's TensorBoard events; the tensorboard "
+                "sink does not merge two runs into one: choose another run= name or directory="
+            )
         file_name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                      f"{os.getpid()}.{next(_file_numbers)}")
-        file: IO[bytes] = open(self.log_dir / file_name, "wb")  # noqa: SIM115 - closed in close()
+        file: IO[bytes] = open(self.log_dir / file_name, "xb")  # noqa: SIM115 - closed in close()
         self._writer = tensorboard.RecordWriter(file)
-        self._write_event(tensorboard.event_pb2.Event(wall_time=time.time(),
-                                                      file_version="brain.Event:2"))
+        try:
+            self._write_event(tensorboard.event_pb2.Event(wall_time=time.time(),
+                                                          file_version="brain.Event:2"))
+        except BaseException:
+            self._writer = None
+            file.close()
+            raise
 
     def write(self, records: Sequence[Record]) -> None:
         protos = _tensorboard()
         by_step: dict[int, list[Any]] = {}
         for record in records:
+            if isinstance(record.value, np.ndarray) and not np.isfinite(record.value).any():
+                continue  # no finite entry: no histogram to show (see the module docstring)
             by_step.setdefault(record.step, []).append(summary_value(record))
         for step, values in by_step.items():
             summary = protos.summary_pb2.Summary(value=values)

@@ -152,6 +152,38 @@ def test_runs_are_folders_side_by_side_under_the_directory(tmp_path):
     assert runs == {"first", "second"}
 
 
+def test_a_second_run_of_the_same_name_is_refused_not_merged_into_the_first(tmp_path):
+    first = write_run(tmp_path, "exp", scalar_steps("exp"))
+    (events,) = first.log_dir.iterdir()
+    size = events.stat().st_size
+    with pytest.raises(FileExistsError, match=r"choose another run= name or directory=") as error:
+        write_run(tmp_path, "exp", scalar_steps("exp"))
+    assert str(tmp_path / "exp") in str(error.value)
+    assert list(first.log_dir.iterdir()) == [events] and events.stat().st_size == size
+
+
+def test_a_file_whose_first_write_fails_is_closed(tmp_path, monkeypatch):
+    class FailingFile:
+        def __init__(self, file) -> None:
+            self.file = file
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    opened: list[FailingFile] = []
+    monkeypatch.setattr(tensorboard_sink, "open", lambda *a: opened.append(FailingFile(open(*a)))
+                        or opened[-1], raising=False)
+    sink = TensorBoardSink(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        sink.open(RunInfo(name="exp", framework="numpy"))
+    assert opened[0].file.closed
+    with pytest.raises(RuntimeError, match="before open"):
+        sink.write(scalar_steps("exp")[0])
+
+
 # -- histograms ---------------------------------------------------------------------------------
 
 
@@ -187,6 +219,19 @@ def test_a_plain_vector_becomes_a_histogram_of_its_finite_entries(tmp_path):
     assert raw.histogram_value.bucket_limit == expected.edges[1:].tolist()
     ((_, shown),) = tensorboard_histograms(tmp_path)["exp", "singular_values/head/weight"]
     np.testing.assert_array_equal(shown, shown_buckets(expected).astype(np.float32))
+
+
+@pytest.mark.parametrize("vector", [[NAN, INF, -INF], []])
+def test_a_vector_without_finite_entries_is_left_out_not_drawn_over_an_invented_range(tmp_path,
+                                                                                      vector):
+    sink = write_run(tmp_path, "exp", [[
+        Record("exp", 0, 0, "singular_values", "head", "weight", np.array(vector)),
+        Record("exp", 0, 0, "loss", None, None, 1.0),
+    ]])
+    with pytest.raises(KeyError, match="singular_values/head/weight"):
+        raw_histograms(sink.log_dir, "singular_values/head/weight")
+    assert "singular_values/head/weight" not in {name for _, name in tensorboard_histograms(tmp_path)}
+    assert tensorboard_scalars(tmp_path)["exp", "loss"] == [(0, 1.0)]
 
 
 def test_an_empty_histogram_keeps_its_range_and_counts_nothing(tmp_path):
