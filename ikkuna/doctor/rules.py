@@ -425,30 +425,38 @@ def _global_gradient_norm(history: History) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dead_units(history: History) -> Iterator[Finding]:
-    """A layer whose units output zero for every sample (dead ReLUs)."""
+    """Layers whose units output zero for every sample (dead ReLUs), as one finding: a dead
+    layer usually kills the layers after it too."""
+    dead: list[tuple[str | None, str, tuple[np.ndarray, np.ndarray], str]] = []
     measured = set()
     for key in history.keys("dead_unit_fraction"):
         measured.add(key[0])
         window = recent(history, "dead_unit_fraction", key, minimum=1, size=DEAD_POINTS)
         if window is not None and np.median(window[1]) >= DEAD_FRACTION:
-            yield _dead(key[0], "dead_unit_fraction", window, f"{np.median(window[1]):.0%} of its "
-                        "units output zero for every sample")
+            dead.append((key[0], "dead_unit_fraction", window,
+                         f"{np.median(window[1]):.0%} of its units output zero for every sample"))
     for key in history.keys("activation_zero_fraction"):
         if key[0] in measured:
             continue
         window = recent(history, "activation_zero_fraction", key)
         if window is not None and np.median(window[1]) >= ZERO_FRACTION_DEAD:
-            yield _dead(key[0], "activation_zero_fraction", window,
-                        f"{np.median(window[1]):.1%} of its outputs are exactly zero")
-
-
-def _dead(layer: str | None, metric: str, window: tuple[np.ndarray, np.ndarray], what: str) -> Finding:
-    return Finding(
-        "dead_units", "warning", f"layer {layer!r} is dead: {what}",
+            dead.append((key[0], "activation_zero_fraction", window,
+                         f"{np.median(window[1]):.1%} of its outputs are exactly zero"))
+    if not dead:
+        return
+    if len(dead) == 1:
+        message = f"layer {dead[0][0]!r} is dead: {dead[0][3]}"
+    else:
+        message = f"{len(dead)} layers are dead: " + "; ".join(
+            f"{layer!r}, {what}" for layer, _, _, what in dead)
+    yield Finding(
+        "dead_units", "warning", message,
         "dead ReLUs get no gradient and never recover: check the bias initialization (large "
         "negative biases), lower the learning rate, or use LeakyReLU/GELU",
-        layers=(layer,) if layer else (), steps=(int(window[0][0]), int(window[0][-1])),
-        evidence={_label(metric, (layer, None)): float(np.median(window[1]))},
+        layers=tuple(layer for layer, _, _, _ in dead if layer),
+        steps=(min(int(w[0][0]) for _, _, w, _ in dead), max(int(w[0][-1]) for _, _, w, _ in dead)),
+        evidence={_label(metric, (layer, None)): float(np.median(window[1]))
+                  for layer, metric, window, _ in dead},
     )
 
 

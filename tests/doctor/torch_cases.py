@@ -157,7 +157,8 @@ def exploding_gradients(torch: ModuleType) -> Case:
 
 
 def dead_units(torch: ModuleType) -> Case:
-    """Layer ``0``'s bias is -100: the ReLU ``1`` after it never fires."""
+    """Layer ``0``'s bias is -100: the ReLU ``1`` after it never fires (nor, for the most part,
+    ReLU ``3``, which then sees only Linear ``2``'s bias)."""
     model = mlp(torch, depth=2)
     with torch.no_grad():
         model[0].bias.fill_(-100.0)
@@ -222,7 +223,8 @@ BROKEN = {
     "learning_rate_too_low": ("learning_rate_too_low", ("0", "2", "4")),
     "vanishing_gradients": ("vanishing_gradients", ("0", "2", "4", "6", "8", "10")),
     "exploding_gradients": ("exploding_gradients", None),
-    "dead_units": ("dead_units", ("1",)),
+    # ReLU 3 gets only Linear 2's bias (its input is all zero): the units of negative bias die
+    "dead_units": ("dead_units", ("1", "3")),
     "saturated_activations": ("saturated_activations", ("1",)),
     "nan_or_inf": ("nan_or_inf", ("2",)),
     "loss_diverging": ("loss_diverging", ()),
