@@ -1,4 +1,4 @@
-"""A sink that prints a step's scalar values as a compact table every few steps."""
+"""A sink that prints the latest scalar values as a compact table every few steps."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ _Key = tuple[str, str | None, str | None]
 
 
 class ConsoleSink(Sink):
-    """Prints every ``every``-th step's scalar values as a table (to stderr by default).
+    """Prints the latest scalar values as a table every ``every`` steps (to stderr by default).
 
-    ``metrics`` restricts what is shown, in that column order; histograms and vectors are left
+    It keeps the latest value of each (metric, layer, param) as records come, and at a flush
+    whose step reaches a new multiple of ``every`` (the first step at or after 0, ``every``,
+    ``2 * every``, ...) prints them all, headed by that step; a value recorded at an earlier step
+    (metrics on their own schedule) shows that step after it, as in ``0.25@9``. ``metrics`` restricts what is shown, in that column order; histograms and vectors are left
     out. ``stream`` defaults to ``sys.stderr``, looked up when printing. Where tqdm is imported,
     text goes through ``tqdm.write`` so a live progress bar is not broken.
     """
@@ -40,7 +43,9 @@ class ConsoleSink(Sink):
         self.every = every
         self.metrics = _metric_names(metrics)
         self.stream = stream
-        self._pending: dict[int, dict[_Key, float]] = {}
+        self._latest: dict[_Key, tuple[int, float]] = {}  # (step, value) of each key
+        self._step: int | None = None  # the latest step a shown value came from
+        self._printed_block = -1  # step // every of the last table printed
         self._lock = threading.Lock()  # callbacks may come from a framework's threads
 
     def write(self, records: Sequence[Record]) -> None:
@@ -50,17 +55,22 @@ class ConsoleSink(Sink):
                 if isinstance(value, (Histogram, np.ndarray)) or not self._shows(record):
                     continue
                 key = (record.metric, record.layer, record.param)
-                self._pending.setdefault(record.step, {})[key] = float(value)
+                if key not in self._latest or self._latest[key][0] <= record.step:
+                    self._latest[key] = (record.step, float(value))
+                if self._step is None or record.step > self._step:
+                    self._step = record.step
 
     def _shows(self, record: Record) -> bool:
-        return record.step % self.every == 0 and (self.metrics is None
-                                                  or record.metric in self.metrics)
+        return self.metrics is None or record.metric in self.metrics
 
     def flush(self) -> None:
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for step in sorted(pending):
-            self._print(format_step(step, pending[step], self.metrics))
+            step = self._step
+            if step is None or step // self.every <= self._printed_block:
+                return
+            self._printed_block = step // self.every
+            text = format_step(step, dict(self._latest), self.metrics)
+        self._print(text)
 
     def close(self) -> None:
         self.flush()
@@ -88,15 +98,22 @@ def _metric_names(metrics: Iterable[str] | None) -> tuple[str, ...] | None:
     return names
 
 
-def format_step(step: int, values: dict[_Key, float], metrics: Sequence[str] | None = None) -> str:
+def format_step(step: int, values: dict[_Key, tuple[int, float]],
+                metrics: Sequence[str] | None = None) -> str:
     """``step N  metric=value ...`` for run-level values, then one row per layer or layer.param
     (layers in the order their values came, a layer's own row before its params') and one column
-    per metric (``metrics`` in that order, else sorted)."""
+    per metric (``metrics`` in that order, else sorted).
+
+    ``values``: the (step, value) of each (metric, layer, param); a value from a step other than
+    ``step`` is shown as ``value@itsstep``.
+    """
+    shown_values = {key: format_value(value) + ("" if at == step else f"@{at}")
+                    for key, (at, value) in values.items()}
     line = f"step {step}" + "".join(
-        f"  {metric if param is None else f'{metric}.{param}'}={format_value(value)}"
-        for (metric, layer, param), value in values.items() if layer is None
+        f"  {metric if param is None else f'{metric}.{param}'}={value}"
+        for (metric, layer, param), value in shown_values.items() if layer is None
     )
-    per_layer = {key: value for key, value in values.items() if key[1] is not None}
+    per_layer = {key: value for key, value in shown_values.items() if key[1] is not None}
     if not per_layer:
         return line
     shown = sorted({metric for metric, _, _ in per_layer})
@@ -106,7 +123,7 @@ def format_step(step: int, values: dict[_Key, float], metrics: Sequence[str] | N
                   key=lambda row: (layers.index(row[0]), row[1] is not None))
     table = [
         (str(layer) if param is None else f"{layer}.{param}",
-         *(format_value(per_layer.get((metric, layer, param))) for metric in columns))
+         *(per_layer.get((metric, layer, param), "") for metric in columns))
         for layer, param in rows
     ]
     return line + "\n" + format_table(("layer", *columns), table, indent="  ")

@@ -1,4 +1,5 @@
-"""The console sink: a compact table of every n-th step's scalars, whole lines beside a tqdm bar."""
+"""The console sink: a compact table of the latest scalars every n steps, whole lines beside a
+tqdm bar."""
 
 from __future__ import annotations
 
@@ -119,6 +120,62 @@ def test_an_attached_run_prints_the_stored_values_of_every_nth_step(torch, tmp_p
         assert f"loss={format_value(float(loss.values[list(loss.steps).index(step)]))}" in header
     rows = [line.split() for line in printed if line.startswith("  2.weight ")]
     assert [row[-1] for row in rows] == [format_value(float(norms.values[step])) for step in (0, 2, 4)]
+
+
+def test_a_table_is_printed_at_the_first_step_at_or_after_each_multiple_of_every(without_tqdm):
+    stream = io.StringIO()
+    sink = ConsoleSink(every=10, stream=stream)
+    for step in range(0, 34, 3):
+        sink.write([Record("exp", step, 0, "loss", None, None, float(step))])
+        sink.flush()
+    sink.close()
+    assert stream.getvalue().split("\n") == [
+        "step 0  loss=0.0", "step 12  loss=12", "step 21  loss=21", "step 30  loss=30", ""]
+
+
+def test_a_value_on_its_own_schedule_shows_its_latest_value_and_the_step_it_is_from(without_tqdm):
+    stream = io.StringIO()
+    sink = ConsoleSink(every=4, stream=stream)
+    for step in range(9):
+        records = [Record("exp", step, 0, "loss", None, None, float(step))]
+        if step % 5 == 0:
+            records.append(Record("exp", step, 0, "weight_norm", "head", "weight", 10.0 + step))
+        sink.write(records)
+        sink.flush()
+    sink.close()
+    assert stream.getvalue().split("\n") == [
+        "step 0  loss=0.0",
+        "  layer        weight_norm",
+        "  -----------  -----------",
+        "  head.weight  10",
+        "step 4  loss=4",
+        "  layer        weight_norm",
+        "  -----------  -----------",
+        "  head.weight  10@0",
+        "step 8  loss=8",
+        "  layer        weight_norm",
+        "  -----------  -----------",
+        "  head.weight  15@5",
+        "",
+    ]
+
+
+def test_a_monitor_every_3_steps_shows_in_a_console_every_10_steps(torch, tmp_path):
+    stream = io.StringIO()
+    monitor = train_mlp(torch, steps=31, sinks=["store", ConsoleSink(every=10, stream=stream)],
+                        store=tmp_path, run="mlp", every=3, metrics=["weight_norm"])
+    with ikkuna.open_run(monitor.run, store=tmp_path) as stored:
+        loss = stored.series("loss")
+        norms = stored.series("weight_norm", "2", "weight")
+    assert list(norms.steps) == list(range(0, 31, 3))
+    printed = stream.getvalue().split("\n")
+    headers = [line for line in printed if line.startswith("step ")]
+    assert [line.split()[1] for line in headers] == ["0", "10", "20", "30"]
+    for header, step in zip(headers, (0, 10, 20, 30)):
+        assert f"loss={format_value(float(loss.values[list(loss.steps).index(step)]))}" in header
+    rows = [line.split()[-1] for line in printed if line.startswith("  2.weight ")]
+    norm = {int(step): format_value(float(value)) for step, value in zip(norms.steps, norms.values)}
+    assert rows == [norm[0], f"{norm[9]}@9", f"{norm[18]}@18", norm[30]]
 
 
 @pytest.mark.parametrize("every, error", [(0, ValueError), (-1, ValueError), ("10", TypeError),
