@@ -14,7 +14,8 @@ def add_command(commands: Any) -> argparse.ArgumentParser:
                        "two or more runs: compare them")
     report.add_argument("runs", nargs="*", metavar="RUN", help="run names (default: the latest run)")
     report.add_argument("-o", "--output", metavar="DIR",
-                        help="directory to write to (default: <store>/reports/<run>)")
+                        help="directory to write to (default: <store>/reports/<run>, or "
+                             "compare-<a>-vs-<b> for several runs)")
     report.add_argument("--store", help="store directory (default: $IKKUNA_STORE or ./ikkuna-runs)")
     report.set_defaults(handler=run_command)
     return report

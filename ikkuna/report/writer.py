@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ikkuna.doctor import diagnose
 from ikkuna.report.drawing import image_size, import_matplotlib, render
-from ikkuna.report.names import safe_name, unique_names
+from ikkuna.report.names import comparison_folder_name, run_folder_name, unique_names
 from ikkuna.report.page import Section, page
 from ikkuna.report.panels import collect
 from ikkuna.sinks.reader import open_run
@@ -33,8 +33,9 @@ def write_report(runs: Sequence[str | None], *, store: str | os.PathLike[str] | 
     """Draw every metric of ``runs`` over steps, per layer, to PNGs and one ``index.html``.
 
     ``runs``: run names (None: the latest run); with two or more, every panel overlays them.
-    ``directory`` defaults to ``<store>/reports/<run>`` (``<a>-vs-<b>`` when comparing). Files
-    of an earlier report there are overwritten. Needs matplotlib (``ikkuna[report]``).
+    ``directory`` defaults to ``<store>/reports/<run>`` (``compare-<a>-vs-<b>`` when comparing;
+    see :func:`default_directory`). Files of an earlier report there are overwritten; no other
+    file is removed. Needs matplotlib (``ikkuna[report]``).
     """
     if isinstance(runs, (str, bytes)) or not isinstance(runs, Sequence) or not runs:
         raise TypeError(f"runs must be a non-empty list of run names (None: the latest run), "
@@ -61,5 +62,12 @@ def write_report(runs: Sequence[str | None], *, store: str | os.PathLike[str] | 
 
 
 def default_directory(names: Sequence[str], store: str | os.PathLike[str] | None = None) -> Path:
-    """``<store>/reports/<run>``, or ``<a>-vs-<b>`` for several runs, named safely."""
-    return store_directory(store) / REPORTS_DIRECTORY / "-vs-".join(safe_name(n) for n in names)
+    """``<store>/reports/<run>``, or ``compare-<a>-vs-<b>`` for several runs.
+
+    Names that are not safe as folder names as they are get a short hash of the exact names
+    (:func:`~ikkuna.report.names.run_folder_name`,
+    :func:`~ikkuna.report.names.comparison_folder_name`), so two runs or comparisons never share
+    a folder, and no run takes a comparison's.
+    """
+    folder = run_folder_name(names[0]) if len(names) == 1 else comparison_folder_name(names)
+    return store_directory(store) / REPORTS_DIRECTORY / folder

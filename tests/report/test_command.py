@@ -35,7 +35,7 @@ def test_report_of_two_runs_compares_them(private_store, capsys):
     write_run(private_store, "b", metrics={"loss", "weight_norm"})
     assert main(["report", "a", "b", "--store", str(private_store)]) == 0
     out = capsys.readouterr().out
-    assert str((private_store / "reports" / "a-vs-b" / "index.html").resolve()) in out
+    assert str((private_store / "reports" / "compare-a-vs-b" / "index.html").resolve()) in out
     assert "2 images" in out
 
 

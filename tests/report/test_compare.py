@@ -24,9 +24,9 @@ def two_runs(private_store) -> tuple[str, str]:
     return base, tuned
 
 
-def test_one_overlay_png_per_metric_in_either_run_under_a_vs_directory(two_runs, private_store):
+def test_one_overlay_png_per_metric_in_either_run_under_a_compare_directory(two_runs, private_store):
     files = write_report(list(two_runs))
-    assert files.html == private_store / "reports" / "base-vs-tuned" / "index.html"
+    assert files.html == private_store / "reports" / "compare-base-vs-tuned" / "index.html"
     assert sorted(path.name for path in files.images) == sorted(f"{safe_name(m)}.png" for m in EVERY)
     page = Page(files.html)
     assert len(page.all("section")) == len(EVERY) == len(page.embedded_images())

@@ -10,7 +10,7 @@ import pytest
 import ikkuna
 from ikkuna.report import ReportFiles, write_report
 from ikkuna.report.drawing import NON_FINITE_COLOUR, image_size
-from ikkuna.report.names import safe_name
+from ikkuna.report.names import run_folder_name, safe_name
 from tests.conftest import require_framework
 from tests.report.pages import Page, has_colour, read_png
 from tests.report.stored import (
@@ -44,7 +44,8 @@ def image_of(files: ReportFiles, metric: str):
 
 
 def test_one_png_per_metric_and_an_index_page_under_the_store_by_default(report, private_store):
-    directory = private_store / "reports" / safe_name(RUN)
+    directory = private_store / "reports" / run_folder_name(RUN)
+    assert directory.name.startswith("exp_b_-")  # unsafe characters: the safe name and a hash
     assert report.html == directory / "index.html" and report.html.is_file()
     assert len(report.images) == len(set(report.images)) == len(METRICS)
     assert all(path.parent == directory and path.is_file() for path in report.images)
@@ -134,3 +135,13 @@ def test_an_unknown_run_is_refused_naming_the_runs_there(private_store):
     write_run(private_store, "present", metrics={"loss"})
     with pytest.raises(ikkuna.RunNotFoundError, match="present"):
         write_report(["absent"])
+
+
+def test_runs_whose_safe_names_are_alike_keep_reports_of_their_own(private_store):
+    require_framework("matplotlib")
+    pages = []
+    for name in ("a b", "a_b", "a?b"):
+        write_run(private_store, name, metrics={"loss"})
+        pages.append(write_report([name]).html)
+    assert len({page.parent for page in pages}) == 3
+    assert all(name in page.read_text(encoding="utf-8") for name, page in zip(("a b", "a_b"), pages))
