@@ -30,6 +30,9 @@ def run_command(args: argparse.Namespace) -> int:
     except ImportError as error:  # no matplotlib: one line that says what to install
         print(f"ikkuna report: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # -o names a file, a folder we may not write to, a full disk ...
+        print(f"ikkuna report: cannot write the report: {error}", file=sys.stderr)
+        return 1
     count = len(files.images)
     print(f"report: {files.html.resolve()}")
     print(f"{count} image{'' if count == 1 else 's'} written to {files.html.parent.resolve()}")

@@ -44,3 +44,15 @@ def test_report_of_an_unknown_run_fails_and_lists_the_runs_there(private_store, 
     assert main(["report", "absent"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ikkuna report:") and "absent" in err and "present" in err
+
+
+@pytest.mark.parametrize("output", ["afile", "afile/report"])
+def test_an_output_that_cannot_be_a_directory_fails_with_one_line_not_a_traceback(
+        private_store, tmp_path, capsys, output):
+    write_run(private_store, "shown", metrics={"loss"})
+    (tmp_path / "afile").write_text("mine", encoding="utf-8")
+    assert main(["report", "shown", "-o", str(tmp_path / output)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ikkuna report: cannot write the report: ") and "afile" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "mine"
