@@ -181,11 +181,21 @@ class CountingFile:
         return getattr(self.file, name)
 
 
+def counting_opens(monkeypatch, fail: bool = False) -> list[CountingFile]:
+    """Make the file sinks open :class:`CountingFile` s; returns the list they are put in."""
+    opened: list[CountingFile] = []
+
+    def counting_open(*args, **kwargs) -> CountingFile:
+        opened.append(CountingFile(open(*args, **kwargs), fail))  # noqa: SIM115 - the sink closes it
+        return opened[-1]
+
+    monkeypatch.setattr(files, "open", counting_open, raising=False)
+    return opened
+
+
 @pytest.mark.parametrize("sink_class, read", SINKS)
 def test_each_write_call_writes_its_rows_with_one_file_write(sink_class, read, tmp_path, monkeypatch):
-    opened: list[CountingFile] = []
-    monkeypatch.setattr(files, "open", lambda *a, **k: opened.append(CountingFile(open(*a, **k)))
-                        or opened[-1], raising=False)
+    opened = counting_opens(monkeypatch)
     sink = sink_class(tmp_path)
     sink.open(RunInfo(name="exp", framework="numpy"))
     before = opened[0].writes
@@ -196,9 +206,7 @@ def test_each_write_call_writes_its_rows_with_one_file_write(sink_class, read, t
 
 
 def test_a_file_that_fails_on_its_first_write_is_closed(tmp_path, monkeypatch):
-    opened: list[CountingFile] = []
-    monkeypatch.setattr(files, "open", lambda *a, **k: opened.append(
-        CountingFile(open(*a, **k), fail=True)) or opened[-1], raising=False)
+    opened = counting_opens(monkeypatch, fail=True)
     sink = CsvSink(tmp_path)
     with pytest.raises(OSError, match="No space left"):
         sink.open(RunInfo(name="exp", framework="numpy"))

@@ -174,8 +174,12 @@ def test_a_file_whose_first_write_fails_is_closed(tmp_path, monkeypatch):
             return getattr(self.file, name)
 
     opened: list[FailingFile] = []
-    monkeypatch.setattr(tensorboard_sink, "open", lambda *a: opened.append(FailingFile(open(*a)))
-                        or opened[-1], raising=False)
+
+    def failing_open(*args) -> FailingFile:
+        opened.append(FailingFile(open(*args)))  # noqa: SIM115 - the sink closes it
+        return opened[-1]
+
+    monkeypatch.setattr(tensorboard_sink, "open", failing_open, raising=False)
     sink = TensorBoardSink(tmp_path)
     with pytest.raises(OSError, match="No space left"):
         sink.open(RunInfo(name="exp", framework="numpy"))
