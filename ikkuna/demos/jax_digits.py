@@ -8,9 +8,9 @@ import numpy as np
 
 from ikkuna.core.attach import attach
 from ikkuna.core.monitor import Monitor
-from ikkuna.demos.digits import batches, load
-from ikkuna.demos.progress import Progress
-from ikkuna.demos.variants import BATCH_SIZE, HEALTHY, HIDDEN_BIASED, MOMENTUM, Variant
+from ikkuna.demos.digits import load
+from ikkuna.demos.epochs import run_epochs
+from ikkuna.demos.variants import HEALTHY, HIDDEN_BIASED, MOMENTUM, Variant
 
 
 def build_model(variant: Variant = HEALTHY, seed: int = 0) -> Any:
@@ -82,18 +82,13 @@ def train(variant: Variant, *, epochs: int, seed: int = 0, **attach_options: Any
         return loss, (logits.argmax(-1) == y).mean()
 
     images, labels = data.train_images[..., None], data.train_labels.astype(np.int32)
-    rng = np.random.default_rng(seed)
-    steps_per_epoch = -(-len(labels) // BATCH_SIZE)
+
+    def train_batch(index: np.ndarray) -> tuple[float, float]:
+        loss, accuracy = step(model, optimizer, images[index], labels[index])
+        return float(loss), float(accuracy)
+
     with attach(model, optimizer=optimizer, **attach_options) as monitor:
-        for epoch in range(epochs):
-            monitor.start_epoch(epoch)
-            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
-            for index in batches(len(labels), BATCH_SIZE, rng):
-                loss, accuracy = (float(value) for value in step(model, optimizer, images[index], labels[index]))
-                monitor.log(loss=loss, accuracy=accuracy)
-                bar.update(loss=loss, accuracy=accuracy)
-            bar.close()
-            monitor.finish_epoch()
+        run_epochs(monitor, epochs, len(labels), np.random.default_rng(seed), train_batch)
     model.eval()
     predictions = np.asarray(model(data.test_images[..., None])).argmax(-1)
     return monitor, float((predictions == data.test_labels).mean())

@@ -8,9 +8,9 @@ import numpy as np
 
 from ikkuna.core.attach import attach
 from ikkuna.core.monitor import Monitor
-from ikkuna.demos.digits import batches, load
-from ikkuna.demos.progress import Progress
-from ikkuna.demos.variants import BATCH_SIZE, HEALTHY, HIDDEN_BIASED, MOMENTUM, Variant
+from ikkuna.demos.digits import load
+from ikkuna.demos.epochs import run_epochs
+from ikkuna.demos.variants import HEALTHY, HIDDEN_BIASED, MOMENTUM, Variant
 
 
 def build_model(variant: Variant = HEALTHY) -> Any:
@@ -45,24 +45,18 @@ def train(variant: Variant, *, epochs: int, seed: int = 0, **attach_options: Any
     optimizer = torch.optim.SGD(model.parameters(), lr=variant.learning_rate, momentum=MOMENTUM)
     images = torch.from_numpy(data.train_images).unsqueeze(1)
     labels = torch.from_numpy(data.train_labels)
-    rng = np.random.default_rng(seed)
-    steps_per_epoch = -(-len(labels) // BATCH_SIZE)
+
+    def step(index: np.ndarray) -> tuple[float, float]:
+        batch, target = images[index], labels[index]
+        output = model(batch)
+        loss = torch.nn.functional.cross_entropy(output, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item(), (output.argmax(1) == target).float().mean().item()
+
     with attach(model, optimizer=optimizer, **attach_options) as monitor:
-        for epoch in range(epochs):
-            monitor.start_epoch(epoch)
-            bar = Progress(steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
-            for index in batches(len(labels), BATCH_SIZE, rng):
-                batch, target = images[index], labels[index]
-                output = model(batch)
-                loss = torch.nn.functional.cross_entropy(output, target)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                accuracy = (output.argmax(1) == target).float().mean().item()
-                monitor.log(loss=loss.item(), accuracy=accuracy)
-                bar.update(loss=loss.item(), accuracy=accuracy)
-            bar.close()
-            monitor.finish_epoch()
+        run_epochs(monitor, epochs, len(labels), np.random.default_rng(seed), step)
     model.eval()
     with torch.no_grad():
         test_output = model(torch.from_numpy(data.test_images).unsqueeze(1))
