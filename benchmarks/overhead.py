@@ -1,231 +1,188 @@
-"""Overhead of ikkuna on training loops, as median time ratios to the same loop without it.
+"""Overhead of ikkuna on training loops: time ratios and peak memory, with and without it.
 
-    .venv/bin/python benchmarks/overhead.py [--framework torch keras jax] [--steps 30] [--rounds 5] [--json]
+    .venv/bin/python benchmarks/overhead.py [--framework torch keras jax] [--model mlp cnn]
+        [--steps N] [--rounds R] [--quick] [--json] [--timeout S] [--verbose]
 
-Each round times the loop without ikkuna and then with each configuration, on fresh copies of
-the same model, so drift on the machine hits all of them alike; ratios are per round, and the
-table shows their medians.
+For each framework (default: every installed one), the parity MLP and a CNN of 1,143,242
+parameters (``benchmarks/architectures.py``) train with batch 64 and SGD with momentum in
+torch's usual loop, Keras ``model.fit`` and a Flax NNX step under ``nnx.jit``, in each
+configuration of ``benchmarks/workloads.py``. Timing: one child process per framework runs
+rounds; a round times every configuration once on a fresh model (warm-up and compilation
+excluded), and the table shows the median over rounds of each round's time ratio to
+``no ikkuna``. Memory: one child process per framework, model and configuration trains the
+same steps and reports its peak RSS. Every child has a timeout; a failed one is reported.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
-import platform
-import statistics
 import sys
-import tempfile
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np
+if __package__ in (None, ""):  # run as a script: make `benchmarks` and `tests` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ikkuna
+from benchmarks import child, results, tables
+from benchmarks.architectures import ARCHITECTURES, DESCRIPTIONS
+from benchmarks.processes import ChildFailed, run_child, run_children
+from benchmarks.workloads import (
+    BATCH,
+    CONFIGURATIONS,
+    LEARNING_RATE,
+    MOMENTUM,
+    REQUIREMENTS,
+    WARMUP_STEPS,
+    installed_frameworks,
+)
 
-CONFIGURATIONS: dict[str, dict[str, Any]] = {
-    "attached, no metrics": {"metrics": []},
-    "default metrics, every step": {},
-    "default metrics, every=10": {"every": 10},
-}
-BATCH = 64
-CLASSES = 10
-# A loop: (attach options or None, steps) -> seconds for those steps, after one warm-up step.
-Loop = Callable[[Any, int], float]
-
-
-def torch_loops() -> dict[str, Loop]:
-    import torch
-
-    torch.manual_seed(0)
-    nn = torch.nn
-    mlp = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-    cnn = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10),
-    )
-    labels = torch.randint(0, CLASSES, (BATCH,), generator=torch.Generator().manual_seed(0))
-
-    def loop(template: Any, inputs: Any) -> Loop:
-        def timed(options: Any, steps: int) -> float:
-            model = copy.deepcopy(template)
-            optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-            monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
-
-            def step() -> None:
-                loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-            return _time_steps(step, steps, monitor)
-
-        return timed
-
-    return {"torch mlp": loop(mlp, torch.randn(BATCH, 64)),
-            "torch cnn": loop(cnn, torch.randn(BATCH, 3, 32, 32))}
+DEFAULT_STEPS = {"mlp": 100, "cnn": 10}
+QUICK_STEPS = {"mlp": 5, "cnn": 2}
+DEFAULT_ROUNDS = 3
 
 
-def keras_loops() -> dict[str, Loop]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    layers = keras.layers
-    rng = np.random.default_rng(0)
-
-    def mlp() -> Any:
-        return keras.Sequential([keras.Input((64,)), layers.Dense(128), layers.ReLU(),
-                                 layers.Dense(64), layers.ReLU(), layers.Dense(10)])
-
-    def cnn() -> Any:
-        return keras.Sequential([
-            keras.Input((32, 32, 3)),
-            layers.Conv2D(32, 3, padding="same"), layers.BatchNormalization(), layers.ReLU(),
-            layers.MaxPooling2D(), layers.Conv2D(64, 3, padding="same"),
-            layers.BatchNormalization(), layers.ReLU(), layers.MaxPooling2D(), layers.Flatten(),
-            layers.Dense(128), layers.ReLU(), layers.Dense(10),
-        ])
-
-    def loop(build: Callable[[], Any], shape: tuple[int, ...]) -> Loop:
-        def timed(options: Any, steps: int) -> float:
-            keras.utils.set_random_seed(0)
-            model = build()
-            model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            inputs = rng.standard_normal((BATCH * (steps + 1), *shape)).astype(np.float32)
-            labels = rng.integers(0, CLASSES, BATCH * (steps + 1))
-            monitor = None if options is None else ikkuna.attach(model, **options)
-            model.fit(inputs[:BATCH], labels[:BATCH], batch_size=BATCH, verbose=0)  # trace
-            start = time.perf_counter()
-            model.fit(inputs[BATCH:], labels[BATCH:], batch_size=BATCH, verbose=0, shuffle=False)
-            elapsed = time.perf_counter() - start
-            if monitor is not None:
-                monitor.detach()
-            return elapsed
-
-        return timed
-
-    return {"keras fit mlp": loop(mlp, (64,)), "keras fit cnn": loop(cnn, (32, 32, 3))}
-
-
-def jax_loops() -> dict[str, Loop]:
-    import jax
-    import jax.numpy as jnp
-    import optax
-    from flax import nnx
-
-    class MLP(nnx.Module):
-        def __init__(self, rngs: Any) -> None:
-            self.dense1 = nnx.Linear(64, 128, rngs=rngs)
-            self.dense2 = nnx.Linear(128, 64, rngs=rngs)
-            self.dense3 = nnx.Linear(64, 10, rngs=rngs)
-
-        def __call__(self, x: Any) -> Any:
-            return self.dense3(nnx.relu(self.dense2(nnx.relu(self.dense1(x)))))
-
-    class CNN(nnx.Module):
-        def __init__(self, rngs: Any) -> None:
-            self.conv1 = nnx.Conv(3, 32, (3, 3), padding="SAME", rngs=rngs)
-            self.norm1 = nnx.BatchNorm(32, rngs=rngs)
-            self.conv2 = nnx.Conv(32, 64, (3, 3), padding="SAME", rngs=rngs)
-            self.norm2 = nnx.BatchNorm(64, rngs=rngs)
-            self.dense1 = nnx.Linear(64 * 8 * 8, 128, rngs=rngs)
-            self.dense2 = nnx.Linear(128, 10, rngs=rngs)
-
-        def __call__(self, x: Any) -> Any:
-            pool = lambda y: nnx.max_pool(y, (2, 2), strides=(2, 2))  # noqa: E731
-            x = pool(nnx.relu(self.norm1(self.conv1(x))))
-            x = pool(nnx.relu(self.norm2(self.conv2(x))))
-            return self.dense2(nnx.relu(self.dense1(x.reshape(x.shape[0], -1))))
-
-    labels = jnp.asarray(np.random.default_rng(0).integers(0, CLASSES, BATCH))
-
-    def loop(build: Callable[[Any], Any], shape: tuple[int, ...]) -> Loop:
-        inputs = jnp.asarray(np.random.default_rng(1).standard_normal((BATCH, *shape)), jnp.float32)
-
-        def timed(options: Any, steps: int) -> float:
-            model = build(nnx.Rngs(0))
-            optimizer = nnx.Optimizer(model, optax.sgd(0.01, momentum=0.9), wrt=nnx.Param)
-            monitor = (None if options is None
-                       else ikkuna.attach(model, optimizer=optimizer, **options))
-
-            @nnx.jit
-            def train_step(model: Any, optimizer: Any) -> Any:
-                def loss_function(model: Any) -> Any:
-                    logits = model(inputs)
-                    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-                loss, grads = nnx.value_and_grad(loss_function)(model)
-                optimizer.update(model, grads)
-                return loss
-
-            def step() -> None:
-                jax.block_until_ready(train_step(model, optimizer))
-
-            elapsed = _time_steps(step, steps, None)
-            jax.effects_barrier()
-            if monitor is not None:
-                monitor.detach()
-            return elapsed
-
-        return timed
-
-    return {"jax jit mlp": loop(MLP, (64,)), "jax jit cnn": loop(CNN, (32, 32, 3))}
-
-
-def _time_steps(step: Callable[[], None], steps: int, monitor: Any) -> float:
-    step()  # warm-up
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    elapsed = time.perf_counter() - start
-    if monitor is not None:
-        monitor.detach()
-    return elapsed
-
-
-LOOPS = {"torch": torch_loops, "keras": keras_loops, "jax": jax_loops}
-
-
-def measure(loops: dict[str, Loop], steps: int, rounds: int, store: str) -> dict[str, dict[str, float]]:
-    results = {}
-    for name, timed in loops.items():
-        ratios: dict[str, list[float]] = {config: [] for config in CONFIGURATIONS}
-        for _ in range(rounds):
-            for config, options in CONFIGURATIONS.items():
-                baseline = timed(None, steps)
-                ratios[config].append(timed({**options, "store": store}, steps) / baseline)
-        results[name] = {config: statistics.median(values) for config, values in ratios.items()}
-    return results
-
-
-def main() -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--framework", nargs="+", choices=sorted(LOOPS), default=sorted(LOOPS))
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    loops: dict[str, Loop] = {}
+    parser.add_argument("--framework", nargs="+", choices=list(REQUIREMENTS),
+                        help="frameworks to measure (default: every installed one)")
+    parser.add_argument("--model", nargs="+", choices=list(ARCHITECTURES),
+                        help="models to train (default: all)")
+    parser.add_argument("--steps", type=int, help="timed steps per run, for both models "
+                        f"(default: MLP {DEFAULT_STEPS['mlp']}, CNN {DEFAULT_STEPS['cnn']})")
+    parser.add_argument("--rounds", type=int, help=f"timing rounds (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, "
+                        f"MLP {QUICK_STEPS['mlp']} and CNN {QUICK_STEPS['cnn']} steps")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds each child process may run (default 600)")
+    parser.add_argument("--verbose", action="store_true", help="show the children's stderr")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a task for a child process (JSON)
+    args = parser.parse_args(argv)
+    if args.child is None:
+        installed = installed_frameworks()
+        missing = sorted(set(args.framework or ()) - set(installed))
+        if missing:
+            parser.error(f"not installed: {', '.join(missing)}; installed: {', '.join(installed)}")
+        args.framework = args.framework or installed
+        args.model = args.model or list(ARCHITECTURES)
+        if not args.framework:
+            parser.error(f"none of the frameworks is installed: {', '.join(REQUIREMENTS)}")
+        if (args.steps is not None and args.steps < 1) or (args.rounds is not None and args.rounds < 1):
+            parser.error("--steps and --rounds take a positive integer")
+    return args
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every framework, then measure peak RSS; the results as one JSON-ready object."""
+    started = time.perf_counter()
+    defaults = QUICK_STEPS if args.quick else DEFAULT_STEPS
+    steps = {model: args.steps or defaults[model] for model in args.model}
+    rounds = args.rounds or (1 if args.quick else DEFAULT_ROUNDS)
+    errors: list[str] = []
+    timings = time_frameworks(args, steps, rounds, errors, started)
+    peaks = peak_memory(args, steps, errors, started)
+    output: dict[str, Any] = {
+        "machine": tables.machine(args.framework), "batch": BATCH,
+        "optimizer": f"SGD, learning rate {LEARNING_RATE}, momentum {MOMENTUM}",
+        "warmup_steps": WARMUP_STEPS, "steps": steps, "rounds": rounds,
+        "configurations": CONFIGURATIONS,
+        "metrics": {framework: results.metric_counts(framework) for framework in args.framework},
+        "models": {model: {"description": DESCRIPTIONS[model], "parameters": {
+            framework: timings.get(framework, {}).get(model, {}).get("parameters")
+            for framework in args.framework}} for model in args.model},
+        "time_ratio": {}, "seconds_per_step": {}, "peak_rss_mib": peaks,
+        "peak_rss_ratio": {workload: results.memory_ratios(p) for workload, p in peaks.items()},
+    }
     for framework in args.framework:
-        loops.update(LOOPS[framework]())
-    with tempfile.TemporaryDirectory() as store:
-        results = measure(loops, args.steps, args.rounds, store)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    if args.json:
-        json.dump({"machine": machine, "steps": args.steps, "rounds": args.rounds,
-                   "ratios": results}, sys.stdout, indent=2)
-        print()
-        return 0
-    print(f"median time ratio to the same loop without ikkuna ({machine}; "
-          f"{args.rounds} rounds x {args.steps} steps)")
-    print(f"| configuration | {' | '.join(results)} |")
-    print(f"|---|{'---|' * len(results)}")
-    for config in CONFIGURATIONS:
-        print(f"| {config} | {' | '.join(f'{results[name][config]:.2f}' for name in results)} |")
-    return 0
+        for model in args.model:
+            workload = f"{framework} {model}"
+            seconds = timings.get(framework, {}).get(model, {}).get("seconds")
+            output["time_ratio"][workload], output["seconds_per_step"][workload] = (
+                results.time_results(seconds, steps[model]))
+    output["errors"] = errors
+    output["elapsed_seconds"] = round(time.perf_counter() - started, 1)
+    return output
+
+
+def time_frameworks(args: argparse.Namespace, steps: dict[str, int], rounds: int,
+                    errors: list[str], started: float) -> dict[str, Any]:
+    """One timing child per framework, one after the other; failures go to ``errors``."""
+    timings: dict[str, Any] = {}
+    for framework in args.framework:
+        _progress(f"timing {framework}: {rounds} round(s), steps {steps}", started)
+        task = {"task": "timing", "framework": framework, "steps": steps, "rounds": rounds}
+        try:
+            timings[framework] = run_child(task, args.timeout, args.verbose)
+        except ChildFailed as failure:
+            errors.append(f"timing {framework}: {failure}")
+    return timings
+
+
+def peak_memory(args: argparse.Namespace, steps: dict[str, int], errors: list[str],
+                started: float) -> dict[str, dict[str, float | None]]:
+    """Peak RSS (MiB) per workload and configuration, from one child each, two at a time."""
+    tasks = [{"task": "memory", "framework": framework, "model": model, "configuration": config,
+              "steps": steps[model]}
+             for framework in args.framework for model in args.model for config in CONFIGURATIONS]
+    _progress(f"peak RSS: {len(tasks)} child processes", started)
+    found = run_children(tasks, args.timeout, jobs=min(2, os.cpu_count() or 1),
+                         verbose=args.verbose)
+    peaks: dict[str, dict[str, float | None]] = {}
+    for task, result in zip(tasks, found):
+        workload, config = f"{task['framework']} {task['model']}", task["configuration"]
+        if isinstance(result, ChildFailed):
+            errors.append(f"peak RSS {workload}, {config}: {result}")
+        peaks.setdefault(workload, {})[config] = (
+            None if isinstance(result, ChildFailed) else result["peak_rss_mib"])
+    return peaks
+
+
+def markdown(output: dict[str, Any]) -> str:
+    """The machine line, the setup, the two tables and how long it took."""
+    steps = ", ".join(f"{model.upper()} {count}" for model, count in output["steps"].items())
+    counts = {f"default {c['default']}, full {c['full']}" for c in output["metrics"].values()}
+    metrics = counts.pop() if len(counts) == 1 else "; ".join(
+        f"{framework}: default {c['default']}, full {c['full']}"
+        for framework, c in output["metrics"].items())
+    lines = [f"Machine: {tables.machine_line(output['machine'])}.", ""]
+    lines += [f"- {model.upper()} ({results.parameters_text(entry['parameters'])}): "
+              f"{entry['description']}." for model, entry in output["models"].items()]
+    setup = (f"- Batch {output['batch']}, {output['optimizer']}; timed steps per run: {steps}, "
+             f"after {output['warmup_steps']} warm-up steps; {output['rounds']} round(s).")
+    presets = (f"- Metrics per preset: {metrics}. `every=10` applies to the monitor; `full` keeps "
+               "each metric's own schedule (`spectral_alpha`: every 100 steps).")
+    lines += [
+        setup,
+        presets,
+        "",
+        "Time per step, median ratio to the same loop without ikkuna (1.00 = no overhead):",
+        "",
+        tables.ratio_table(output["time_ratio"], output["seconds_per_step"]),
+        "",
+        "Peak RSS of a run in its own process, MiB (ratio to no ikkuna):",
+        "",
+        tables.memory_table(output["peak_rss_mib"], output["peak_rss_ratio"]),
+        "",
+        f"Took {output['elapsed_seconds']:.0f} s.",
+    ]
+    lines += [f"Failed: {error}" for error in output["errors"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    if args.child is not None:
+        return child.main(json.loads(args.child))
+    output = measure(args)
+    print(json.dumps(output, indent=2) if args.json else markdown(output))
+    return 1 if output["errors"] else 0
+
+
+def _progress(message: str, started: float) -> None:
+    print(f"[{time.perf_counter() - started:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

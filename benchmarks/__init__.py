@@ -1,0 +1,1 @@
+"""Benchmarks of ikkuna's cost on training loops; run ``benchmarks/overhead.py``."""

@@ -1,0 +1,75 @@
+"""The Keras 3 loop: ``model.fit`` without callbacks over in-memory arrays (TensorFlow backend).
+
+The warm-up is a first ``fit`` of :data:`WARMUP_STEPS` batches (it traces the train function);
+the timed ``fit`` reuses it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+import ikkuna
+from benchmarks.architectures import channels_last, classes
+from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, WARMUP_STEPS
+from tests.parity.specs import Architecture
+
+
+def _keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+def build(architecture: Architecture) -> Any:
+    """A ``keras.Sequential`` whose layers carry the architecture's layer names."""
+    keras = _keras()
+    layers = keras.layers
+    model_layers: list[Any] = [keras.Input(channels_last(architecture.input_shape))]
+    for name, kind, shape in architecture.layers:
+        if kind == "dense":
+            model_layers.append(layers.Dense(shape[0], name=name))
+        elif kind == "conv2d":
+            model_layers.append(layers.Conv2D(shape[0], shape[2], padding="same", name=name))
+        elif kind == "relu":
+            model_layers.append(layers.ReLU(name=name))
+        elif kind == "tanh":
+            model_layers.append(layers.Activation("tanh", name=name))
+        elif kind == "max_pool":
+            model_layers.append(layers.MaxPooling2D(name=name))
+        elif kind == "flatten":
+            model_layers.append(layers.Flatten(name=name))
+        else:
+            raise ValueError(f"the Keras loop has no layer type {kind!r}")
+    return keras.Sequential(model_layers, name=architecture.name)
+
+
+def parameters(architecture: Architecture) -> int:
+    return int(build(architecture).count_params())
+
+
+def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+    keras = _keras()
+    rng = np.random.default_rng(1)
+    samples = BATCH * (WARMUP_STEPS + steps)
+    inputs = rng.standard_normal((samples, *channels_last(architecture.input_shape)), np.float32)
+    labels = rng.integers(0, classes(architecture), samples)
+    keras.utils.set_random_seed(0)
+    model = build(architecture)
+    model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    monitor = None if options is None else ikkuna.attach(model, **options)
+    warmup = BATCH * WARMUP_STEPS
+    try:
+        model.fit(inputs[:warmup], labels[:warmup], batch_size=BATCH, shuffle=False, verbose=0)
+        start = time.perf_counter()
+        model.fit(inputs[warmup:], labels[warmup:], batch_size=BATCH, shuffle=False, verbose=0)
+        return time.perf_counter() - start
+    finally:
+        if monitor is not None:
+            monitor.detach()
