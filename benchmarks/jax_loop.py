@@ -14,31 +14,17 @@ import numpy as np
 import ikkuna
 from benchmarks.architectures import channels_last, classes
 from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, time_steps
+from ikkuna.demos.nnx_layers import nnx_layers
 from tests.parity.specs import Architecture
 
 
 def build(architecture: Architecture) -> Any:
     """An NNX module whose attributes carry the architecture's layer names, called in order."""
-    import jax.numpy as jnp
     from flax import nnx
 
-    class ReLU(nnx.Module):
-        def __call__(self, x: Any) -> Any:
-            return nnx.relu(x)
-
-    class Tanh(nnx.Module):  # named for its activation, as in the parity suite
-        def __call__(self, x: Any) -> Any:
-            return jnp.tanh(x)
-
-    class MaxPool(nnx.Module):
-        def __call__(self, x: Any) -> Any:
-            return nnx.max_pool(x, (2, 2), strides=(2, 2))
-
-    class Flatten(nnx.Module):
-        def __call__(self, x: Any) -> Any:
-            return x.reshape(x.shape[0], -1)
-
-    simple = {"relu": ReLU, "tanh": Tanh, "max_pool": MaxPool, "flatten": Flatten}
+    layers = nnx_layers()
+    simple = {"relu": layers.ReLU, "tanh": layers.Tanh, "max_pool": layers.MaxPool,
+              "flatten": layers.Flatten}
 
     class Network(nnx.Module):
         def __init__(self, rngs: nnx.Rngs) -> None:

@@ -10,6 +10,7 @@ from ikkuna.core.attach import attach
 from ikkuna.core.monitor import Monitor
 from ikkuna.demos.digits import load
 from ikkuna.demos.epochs import run_epochs
+from ikkuna.demos.nnx_layers import nnx_layers
 from ikkuna.demos.variants import HEALTHY, HIDDEN_BIASED, MOMENTUM, Variant
 
 
@@ -18,17 +19,8 @@ def build_model(variant: Variant = HEALTHY, seed: int = 0) -> Any:
     import jax.numpy as jnp
     from flax import nnx
 
-    class ReLU(nnx.Module):  # a module, so the activation is a layer as in torch and Keras
-        def __call__(self, x: Any) -> Any:
-            return nnx.relu(x)
-
-    class MaxPool(nnx.Module):
-        def __call__(self, x: Any) -> Any:
-            return nnx.max_pool(x, (2, 2), strides=(2, 2))
-
-    class Flatten(nnx.Module):
-        def __call__(self, x: Any) -> Any:
-            return x.reshape(x.shape[0], -1)
+    layers = nnx_layers()
+    ReLU, MaxPool, Flatten = layers.ReLU, layers.MaxPool, layers.Flatten
 
     class DigitsCNN(nnx.Module):
         def __init__(self, rngs: nnx.Rngs) -> None:
