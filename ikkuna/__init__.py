@@ -31,6 +31,7 @@ from ikkuna.core.plugins import PluginManager, get_plugin_manager
 from ikkuna.core.probe import Probe, ProbeParameter, ProbeSession
 from ikkuna.core.schedule import Every
 from ikkuna.core.sink import RunInfo, Sink
+from ikkuna.core.statistics import Moments
 from ikkuna.doctor import Finding, TrainingProblem, TrainingWarning, diagnose
 from ikkuna.sinks.reader import Run, Series, list_runs, open_run
 
@@ -58,6 +59,7 @@ __all__ = [
     "LayerInfo",
     "Layout",
     "Metric",
+    "Moments",
     "PRESETS",
     "Monitor",
     "PluginConflictError",

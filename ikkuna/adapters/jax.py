@@ -418,7 +418,7 @@ class JaxAdapter(JaxProbe, Adapter):
         captured = [(kind, layer, value) for (kind, layer), value in zip(kinds, outputs)]
         for kind, layer, value in captured + buffered:
             if monitor.recording(kind) and (layer is None or layer.name in self._selected):
-                monitor.emit(kind, layer=layer, array=Array.from_numpy(value, CHANNELS_LAST))
+                monitor.emit(kind, layer=layer, array=Array.from_host(value, CHANNELS_LAST))
         for kind, values in ((K.GRADIENTS, gradients), (K.WEIGHTS, weights), (K.UPDATES, updates)):
             if not values or not monitor.recording(kind):
                 continue
@@ -426,7 +426,7 @@ class JaxAdapter(JaxProbe, Adapter):
                 param = self._params[path]
                 if value is not None and param.layer.name in self._selected:
                     monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=Array.from_numpy(value, param.layout))
+                                 array=Array.from_host(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
 
@@ -529,7 +529,7 @@ class JaxPytreeAdapter(Adapter):
         for name, value in values.get(K.ACTIVATIONS, {}).items():
             layer = self._layers.get(name)
             if layer is not None and monitor.recording(K.ACTIVATIONS):
-                monitor.emit(K.ACTIVATIONS, layer=layer, array=Array.from_numpy(value, CHANNELS_LAST))
+                monitor.emit(K.ACTIVATIONS, layer=layer, array=Array.from_host(value, CHANNELS_LAST))
         for kind in (K.GRADIENTS, K.WEIGHTS, K.UPDATES):
             if not monitor.recording(kind):
                 continue
@@ -537,7 +537,7 @@ class JaxPytreeAdapter(Adapter):
                 param = self._params[path]
                 if param.layer.name in self._selected:
                     monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=Array.from_numpy(value, param.layout))
+                                 array=Array.from_host(value, param.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
         if K.LOSS in values:

@@ -479,7 +479,7 @@ class KerasAdapter(KerasProbe, Adapter):
                     monitor.emit(K.LEARNING_RATE, value=float(np.asarray(value)))
             elif monitor.recording(slot.kind):
                 monitor.emit(slot.kind, layer=slot.layer, param=slot.param,
-                             array=Array.from_numpy(value, slot.layout))
+                             array=Array.from_host(value, slot.layout))
         monitor.emit(K.STEP_FINISHED)
         monitor.optimizer_step_finished()
         return []

@@ -17,6 +17,7 @@ from ikkuna.adapters.torch_probe import PROBE_CAPABILITIES, TorchProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo, activation_name
+from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, Moments
 
 ROOT_LAYER_NAME = "model"
 _IMAGE_NDIMS = (4, 5)  # NCHW / NCDHW: channels on axis 1 in torch
@@ -40,9 +41,64 @@ def tensor_to_numpy(tensor: Any) -> np.ndarray:
     return tensor.to(device="cpu", dtype=dtype, copy=True).numpy()
 
 
+def tensor_view(tensor: Any) -> np.ndarray | None:
+    """A numpy view sharing a CPU tensor's memory (no copy); None where there is none (another
+    device, sparse, bfloat16, a lazily conjugated or negated view)."""
+    torch = _torch()
+    if tensor.device.type != "cpu" or tensor.layout != torch.strided or tensor.dtype == torch.bfloat16:
+        return None
+    try:
+        return tensor.detach().numpy()
+    except (RuntimeError, TypeError):
+        return None
+
+
+def torch_empty_like(tensor: Any) -> Any:
+    return _torch().empty_like(tensor, memory_format=_torch().preserve_format).detach()
+
+
+def _dense(tensor: Any) -> Any:
+    tensor = tensor.detach()
+    return tensor.to_dense() if tensor.layout != _torch().strided else tensor
+
+
+def tensor_moments(tensor: Any, layout: Layout) -> Moments:
+    """:class:`Moments` computed by torch on the tensor's own device, in float64 (two passes),
+    with one transfer of four scalars."""
+    torch = _torch()
+    flat = _dense(tensor).reshape(-1)
+    count = flat.numel()
+    if count == 0:
+        return Moments(0, 0.0, 0.0, 0.0, 0)
+    values = flat.to(torch.float64)
+    total = values.sum()
+    sums = torch.stack([total, values.square().sum(), (values - total / count).square().sum(),
+                        torch.count_nonzero(flat).to(torch.float64)]).cpu().tolist()
+    return Moments(count, sums[0], sums[1], sums[2], count - int(sums[3]))
+
+
+def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
+    """:func:`ikkuna.core.statistics.fired_units` computed by torch on the tensor's device."""
+    tensor = _dense(tensor)
+    if tensor.numel() == 0:
+        return None
+    if tensor.ndim < 2 or layout.channel_axis is None:
+        return np.array([bool(tensor.ne(0).any().item())])
+    by_channel = tensor.movedim(layout.channel_axis % tensor.ndim, 0).reshape(tensor.shape[layout.channel_axis], -1)
+    return by_channel.ne(0).any(dim=1).cpu().numpy()
+
+
+#: Statistics computed by torch itself, for tensors off the CPU: only scalars (or one bool per
+#: channel) cross to the host. On the CPU, a zero-copy view serves instead.
+DEVICE_REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
+
+
 def wrap(tensor: Any, layout: Layout) -> Array:
+    on_cpu = tensor.device.type == "cpu"
     return Array(tensor, tensor_to_numpy, shape=tuple(tensor.shape),
-                 dtype=str(tensor.dtype).removeprefix("torch."), layout=layout)
+                 dtype=str(tensor.dtype).removeprefix("torch."), layout=layout,
+                 view=tensor_view if on_cpu else None,
+                 reducers=None if on_cpu else DEVICE_REDUCERS)
 
 
 def layer_kind(module: Any) -> str:
@@ -151,6 +207,7 @@ class TorchAdapter(TorchProbe, Adapter):
         self._modules: dict[str, Any] = {}
         self._params: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._before_step: dict[int, Any] = {}
+        self._buffers: dict[int, Any] = {}  # per parameter: its value before the step, reused
         self._stepping: list[tuple[LayerInfo, str, Any, Layout]] = []
         self._trains_model: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._model_parameters: set[int] = set()
@@ -222,6 +279,7 @@ class TorchAdapter(TorchProbe, Adapter):
         self._tensor_handles.clear()
         self._params.clear()
         self._before_step.clear()
+        self._buffers.clear()
 
     # -- hooks --------------------------------------------------------------------------------
 
@@ -305,8 +363,7 @@ class TorchAdapter(TorchProbe, Adapter):
         params = self._params_of(optimizer)
         self._stepping = params
         if monitor.recording(K.UPDATES):
-            self._before_step = {id(p): p.detach().clone() for _, _, p, _ in params
-                                 if p.requires_grad}
+            self._before_step = self._copy_before_step(params)
         # torch hands the hook step()'s args with the optimizer itself first
         closure = kwargs.get("closure", args[1] if len(args) > 1 else None)
         if closure is None:
@@ -318,6 +375,22 @@ class TorchAdapter(TorchProbe, Adapter):
         if "closure" in kwargs:
             return args, {**kwargs, "closure": wrapped}
         return (args[0], wrapped, *args[2:]), kwargs
+
+    def _copy_before_step(self, params: list[tuple[LayerInfo, str, Any, Layout]]) -> dict[int, Any]:
+        """Each trained parameter's value before the step, in a buffer kept from step to step
+        (the update is then computed into it, so no tensor is allocated per step)."""
+        before = {}
+        with _torch().no_grad():
+            for _, _, parameter, _ in params:
+                if not parameter.requires_grad:
+                    continue
+                buffer = self._buffers.get(id(parameter))
+                if (buffer is None or buffer.shape != parameter.shape or buffer.dtype != parameter.dtype
+                        or buffer.device != parameter.device):
+                    buffer = self._buffers[id(parameter)] = torch_empty_like(parameter)
+                buffer.copy_(parameter.detach())
+                before[id(parameter)] = buffer
+        return before
 
     def _closure_reporting_gradients(self, closure: Callable[[], Any], params: list) -> Callable[[], Any]:
         pending = [True]
@@ -351,8 +424,8 @@ class TorchAdapter(TorchProbe, Adapter):
             for layer, role, parameter, layout in params:
                 before = self._before_step.get(id(parameter))
                 if before is not None:
-                    monitor.emit(K.UPDATES, layer=layer, param=role,
-                                 array=wrap(parameter.detach() - before, layout))
+                    update = _torch().sub(parameter.detach(), before, out=before)
+                    monitor.emit(K.UPDATES, layer=layer, param=role, array=wrap(update, layout))
         self._before_step = {}
         self._stepping = []
         monitor.emit(K.STEP_FINISHED)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ikkuna.core.statistics import FROM_VALUES, STATISTICS
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,41 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def host_copy(values: Any) -> np.ndarray:
+    """A numpy copy of host data; bfloat16 (numpy knows it only through ml_dtypes, and most
+    numpy functions reject it) becomes float32."""
+    copied = np.array(values, copy=True)
+    if copied.dtype.name == "bfloat16":
+        copied = copied.astype(np.float32)
+    return copied
+
+
+def host_view(values: Any) -> np.ndarray | None:
+    """``values`` as numpy without copying where it can be (None for bfloat16)."""
+    view = np.asarray(values)
+    return None if view.dtype.name == "bfloat16" else view
+
+
+#: Computes a statistic in the framework: ``(native tensor, layout) -> statistic``.
+Reducer = Callable[[Any, Layout], Any]
+
+
 class Array:
     """A tensor handed to metrics: ``shape`` and ``dtype`` are free, ``numpy()`` converts once.
 
     ``to_numpy`` must return a numpy array that owns its memory (a copy), because native
     parameters change in place after the optimizer step. After the first conversion the native
     tensor is released, so an ``Array`` never keeps framework memory alive.
+
+    ``statistic(name)`` (see :mod:`ikkuna.core.statistics`) summarizes the values without a
+    copy where the adapter can: with one of its ``reducers`` (computed in the framework, on
+    the tensor's device), else on ``view(native)``, a host view sharing the tensor's memory
+    (None where there is none), else on ``numpy()``. Statistics are cached, and survive
+    :meth:`release`.
     """
 
-    __slots__ = ("_native", "_numpy", "_to_numpy", "dtype", "layout", "shape")
+    __slots__ = ("_native", "_numpy", "_reducers", "_statistics", "_to_numpy", "_view",
+                 "dtype", "layout", "shape")
 
     def __init__(
         self,
@@ -63,10 +91,15 @@ class Array:
         shape: tuple[int, ...],
         dtype: str,
         layout: Layout = NO_LAYOUT,
+        view: Callable[[Any], np.ndarray | None] | None = None,
+        reducers: Mapping[str, Reducer] | None = None,
     ) -> None:
         self._native = native
         self._to_numpy = to_numpy
+        self._view = view
+        self._reducers = reducers
         self._numpy: np.ndarray | None = None
+        self._statistics: dict[str, Any] = {}
         self.shape = tuple(int(n) for n in shape)
         self.dtype = str(dtype)
         self.layout = layout
@@ -78,24 +111,69 @@ class Array:
         bfloat16 (numpy knows it only through ml_dtypes, and most numpy functions reject it)
         becomes float32, as the adapters' own conversions do.
         """
-        copied = np.array(values, copy=True)
-        if copied.dtype.name == "bfloat16":
-            copied = copied.astype(np.float32)
+        copied = host_copy(values)
         return cls(copied, np.asarray, shape=copied.shape, dtype=str(copied.dtype), layout=layout)
+
+    @classmethod
+    def from_host(cls, values: Any, layout: Layout = NO_LAYOUT) -> Array:
+        """Wrap host data that stays unchanged while the event is published (what a framework
+        hands a host callback): copied only if some metric keeps the values, and statistics
+        are computed on the data itself."""
+        dtype = np.dtype(getattr(values, "dtype", None) or np.asarray(values).dtype)
+        name = "float32" if dtype.name == "bfloat16" else str(dtype)
+        return cls(values, host_copy, shape=np.shape(values), dtype=name, layout=layout,
+                   view=host_view)
+
+    @classmethod
+    def of_statistics(cls, statistics: Mapping[str, Any], *, shape: tuple[int, ...], dtype: str,
+                      layout: Layout = NO_LAYOUT) -> Array:
+        """An array known only by its statistics (several arrivals' statistics combined)."""
+        array = cls(None, np.asarray, shape=shape, dtype=dtype, layout=layout)
+        array._statistics.update(statistics)
+        return array
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def has_values(self) -> bool:
+        """Whether :meth:`numpy` can still give the values (not released unconverted)."""
+        return self._numpy is not None or self._native is not None
+
     def numpy(self) -> np.ndarray:
         """The values as a read-only numpy array (converted on first call, then cached)."""
         if self._numpy is None:
+            if self._native is None:
+                raise ValueError(
+                    f"the values of this {self!r} were not kept: only statistics "
+                    f"({', '.join(sorted(self._statistics)) or 'none'}) were, because every "
+                    "metric that reads it declared a `statistic`; a metric that reads values "
+                    "must leave `statistic` unset"
+                )
             self._numpy = _read_only(np.asarray(self._to_numpy(self._native)))
             self._native = None
         return self._numpy
 
+    def statistic(self, name: str) -> Any:
+        """One statistic of the values (``"moments"``, ``"fired_units"``), computed once."""
+        if name in self._statistics:
+            return self._statistics[name]
+        if name not in STATISTICS:
+            raise ValueError(f"unknown statistic {name!r}; known: {', '.join(sorted(STATISTICS))}")
+        reducer = self._reducers.get(name) if self._reducers and self._numpy is None else None
+        if reducer is not None and self._native is not None:
+            value = reducer(self._native, self.layout)
+        else:
+            view = None
+            if self._numpy is None and self._native is not None and self._view is not None:
+                view = self._view(self._native)
+            value = FROM_VALUES[name](self.numpy() if view is None else view, self.layout)
+        self._statistics[name] = value
+        return value
+
     def release(self) -> None:
-        """Drop the native tensor without converting it (nothing needed the values)."""
+        """Drop the native tensor without converting it (what was needed was taken)."""
         self._native = None
 
     def as_channels_last(self) -> np.ndarray:

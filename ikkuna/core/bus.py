@@ -16,6 +16,7 @@ from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.schedule import as_layer_filter, as_schedule
+from ikkuna.core.statistics import COMBINE
 
 GroupKey = tuple[int, "str | None", "str | None"]  # (slot index, layer name, param)
 
@@ -44,7 +45,17 @@ class MetricSlot:
     disabled: bool = False
 
     def __post_init__(self) -> None:
-        self.accepts_layer = as_layer_filter(self.metric.layers)
+        selected = as_layer_filter(self.metric.layers)
+        applies_to = self.metric.applies_to
+        answers: dict[str, bool] = {}  # layers are fixed: each is asked about once
+
+        def accepts_layer(layer: LayerInfo) -> bool:
+            found = answers.get(layer.name)
+            if found is None:
+                found = answers[layer.name] = bool(selected(layer) and applies_to(layer))
+            return found
+
+        self.accepts_layer = accepts_layer
         self.scheduled = as_schedule(self.metric.every)
         self.waits_for_step_end = any(k in K.BATCHED_KINDS or k == K.LOSS for k in self.needs)
         self.summarizes = type(self.metric).finish_step is not Metric.finish_step
@@ -52,6 +63,10 @@ class MetricSlot:
     @property
     def needs(self) -> tuple[str, ...]:
         return type(self.metric).needs
+
+    @property
+    def statistic(self) -> str | None:
+        return type(self.metric).statistic
 
     @property
     def name(self) -> str:
@@ -102,9 +117,11 @@ class Bus:
         """Hand one event of the current step to the metrics that need it.
 
         The event's native tensor is valid only during this call: if some group keeps the
-        event for later, its values are copied to numpy before returning, else it is released.
+        event for later, what it needs is taken before returning (the statistics its metric
+        declared, or else a numpy copy of the values); then the tensor is released.
         """
-        kept = False
+        keeps_values = False
+        keeps_statistics: set[str] = set()
         for index in self._by_kind.get(event.kind, ()):
             if index not in self._active:
                 continue
@@ -120,13 +137,18 @@ class Bus:
                 group[event.kind] = [event]
             if not slot.waits_for_step_end and len(group) == len(slot.needs):
                 self._dispatch(key)
+            elif slot.statistic is None:
+                keeps_values = True
             else:
-                kept = True
-        if event.array is not None:
-            if kept:
-                event.array.numpy()
-            else:
-                event.array.release()
+                keeps_statistics.add(slot.statistic)
+        array = event.array
+        if array is not None:
+            for name in keeps_statistics:
+                if array.has_values:
+                    array.statistic(name)
+            if keeps_values and array.has_values:
+                array.numpy()
+            array.release()
 
     def close_step(self) -> list[Record]:
         """Dispatch what waited for the step's end; return and forget the step's records."""
@@ -153,7 +175,7 @@ class Bus:
         if slot.disabled:
             return
         group = EventGroup(
-            {kind: _join(found) for kind, found in events.items()},
+            {kind: _join(found, slot.statistic) for kind, found in events.items()},
             step=self._step,
             epoch=self._epoch,
             layer=layer,
@@ -191,6 +213,8 @@ class Bus:
 
         if result is None:
             return []
+        if type(result) is float:  # the common case, first
+            return [record(name, result)]
         if isinstance(result, Histogram):
             return [record(name, result)]
         if isinstance(result, Mapping):
@@ -209,12 +233,13 @@ def _as_float(name: str, value: Any) -> float:
     return float(value)
 
 
-def _join(events: list[Event]) -> Event:
+def _join(events: list[Event], statistic: str | None = None) -> Event:
     """One event for a kind: several arrivals in a step are joined along the batch axis.
 
     Arrivals whose shapes differ beyond the batch axis (a sequence layer fed sequences of two
     lengths) are joined as rows of channels, ``(-1, channels)``, when their channels agree;
-    otherwise the latest arrival stands.
+    otherwise the latest arrival stands. For a metric that reads a ``statistic``, the
+    arrivals' statistics are combined instead (their values were not kept).
     """
     if len(events) == 1:
         return events[0]
@@ -225,6 +250,13 @@ def _join(events: list[Event]) -> Event:
                      value=float(np.mean(values)) if values else None)
     arrays = [e.array for e in events if e.array is not None]
     layout = first.array.layout
+    if statistic is not None:
+        combined = COMBINE[statistic]([a.statistic(statistic) for a in arrays])
+        batch = sum(a.shape[0] for a in arrays) if layout.batch_axis == 0 and first.array.ndim else None
+        shape = first.array.shape if batch is None else (batch, *first.array.shape[1:])
+        array = Array.of_statistics({statistic: combined}, shape=shape, dtype=first.array.dtype,
+                                    layout=layout)
+        return Event(first.kind, first.step, first.epoch, first.layer, first.param, array=array)
     try:
         joined = np.concatenate([a.numpy() for a in arrays], axis=layout.batch_axis or 0)
     except ValueError:

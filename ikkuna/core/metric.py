@@ -12,6 +12,7 @@ from ikkuna.core.arrays import Array
 from ikkuna.core.events import Event, RecordValue
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
+from ikkuna.core.statistics import MOMENTS, STATISTICS, Moments
 
 #: The cost classes a metric may declare, cheapest first.
 COST_CLASSES = ("cheap", "moderate", "expensive", "probe")
@@ -69,6 +70,14 @@ class EventGroup(Mapping[str, np.ndarray]):
             raise ValueError("the 'probe' event of this group carries no probe session")
         return session
 
+    def statistic(self, kind: str, name: str) -> Any:
+        """A statistic of a kind's values (see :mod:`ikkuna.core.statistics`)."""
+        return self.array(kind).statistic(name)
+
+    def moments(self, kind: str) -> Moments:
+        """Count, sum, sums of squares and zero count of a kind's values, in float64."""
+        return self.array(kind).statistic(MOMENTS)
+
     def value(self, kind: str) -> float:
         event = self.event(kind)
         if event.value is not None:
@@ -97,6 +106,12 @@ class Metric:
     #: Adapter capabilities this metric needs beyond the event kinds (see
     #: :attr:`ikkuna.Adapter.capabilities`); an adapter without them cannot run it.
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: Set to a statistic's name (``"moments"``, ``"fired_units"``; see
+    #: :data:`ikkuna.core.statistics.STATISTICS`) if :meth:`compute` reads only that statistic
+    #: of its kinds (``group.moments(kind)``, ``group.statistic(kind, name)``), never the
+    #: values: then no copy of the tensors is made for this metric, which makes it far
+    #: cheaper. ``None`` (the default): the metric reads values.
+    statistic: ClassVar[str | None] = None
 
     def __init__(self, *, layers: LayerSelection = None, every: ScheduleLike = None) -> None:
         self.layers = layers
@@ -104,6 +119,14 @@ class Metric:
 
     def compute(self, group: EventGroup) -> RecordValue | Mapping[str, float] | None:
         raise NotImplementedError(f"metric {self.name!r} does not implement compute()")
+
+    def applies_to(self, layer: LayerInfo) -> bool:
+        """Whether this metric measures anything on ``layer`` (the default: every layer).
+
+        A metric that records nothing for some layers (saturation on a ReLU layer) says so
+        here, and its kinds are then not even collected for those layers.
+        """
+        return True
 
     def finish_step(self, step: int) -> RecordValue | Mapping[str, float] | None:
         """Called once at the end of every step this metric is scheduled on, after all its
@@ -139,6 +162,11 @@ class Metric:
         if cls.cost not in COST_CLASSES:
             raise ValueError(
                 f"metric {cls.name!r}: cost {cls.cost!r} is not one of {', '.join(COST_CLASSES)}"
+            )
+        if cls.statistic is not None and cls.statistic not in STATISTICS:
+            raise ValueError(
+                f"metric {cls.name!r}: statistic {cls.statistic!r} is not one of "
+                f"{', '.join(sorted(STATISTICS))} (or None to read values)"
             )
         if not isinstance(cls.requires, frozenset):
             raise TypeError(f"metric {cls.name!r}: `requires` must be a frozenset of capability names")

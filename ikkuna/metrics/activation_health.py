@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
+from ikkuna.core.statistics import FIRED_UNITS
 
 DEFAULT_WINDOW = 10
 
@@ -22,19 +24,6 @@ SATURATION_BOUNDS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def fired_units(group: EventGroup) -> np.ndarray:
-    """Per unit of a layer's outputs, whether it was non-zero for any sample: a bool vector
-    over channels (the channel axis of the layout; a dense layer's features); an output
-    without a channel axis is one unit. Reduced in place, without moving channels last."""
-    array = group.array("activations")
-    values = array.numpy()
-    axis = array.layout.channel_axis
-    if values.ndim < 2 or axis is None:
-        return np.array([np.any(values != 0)]) if values.size else np.zeros(0, dtype=bool)
-    axis %= values.ndim
-    return np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis))
-
-
 class DeadUnitFraction(Metric):
     """Fraction of a layer's units (channels) that were exactly zero for a whole window of steps.
 
@@ -49,6 +38,7 @@ class DeadUnitFraction(Metric):
     name = "dead_unit_fraction"
     needs = ("activations",)
     cost = "moderate"
+    statistic = FIRED_UNITS
 
     def __init__(self, *, window: int = DEFAULT_WINDOW, layers: LayerSelection = None,
                  every: ScheduleLike = None) -> None:
@@ -60,9 +50,9 @@ class DeadUnitFraction(Metric):
         self._steps: dict[str | None, int] = {}
 
     def compute(self, group: EventGroup) -> float | None:
-        if group.array("activations").numpy().size == 0:
+        fired = group.statistic("activations", FIRED_UNITS)
+        if fired is None:
             return None
-        fired = fired_units(group)
         layer = group.layer.name if group.layer is not None else None
         alive = self._alive.get(layer)
         if alive is None or alive.shape != fired.shape:
@@ -88,6 +78,9 @@ class SaturatedFraction(Metric):
 
     name = "saturated_fraction"
     needs = ("activations",)
+
+    def applies_to(self, layer: LayerInfo) -> bool:
+        return (layer.activation or "") in SATURATION_BOUNDS
 
     def compute(self, group: EventGroup) -> float | None:
         activation = group.layer.activation if group.layer is not None else None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
-from ikkuna.metrics.norms import l2_norm
 
 
 class DistanceFromInit(Metric):
@@ -31,6 +32,21 @@ class DistanceFromInit(Metric):
         key = (group.layer.name if group.layer is not None else None, group.param)
         initial = self._initial.get(key)
         if initial is None or initial.shape != weights.shape:
-            before = np.subtract(weights, group["updates"], dtype=np.float64)
-            initial = self._initial[key] = before.astype(weights.dtype)
-        return l2_norm(np.subtract(weights, initial, dtype=np.float64))
+            # in the parameter's dtype: correctly rounded, as a float64 difference cast back
+            initial = self._initial[key] = np.subtract(weights, group["updates"], dtype=weights.dtype)
+        return difference_norm(weights, initial)
+
+
+#: Entries per block of :func:`difference_norm`: the float64 difference of one block is 512 KiB.
+_BLOCK = 1 << 16
+
+
+def difference_norm(a: np.ndarray, b: np.ndarray) -> float:
+    """``||a - b||`` with the difference and its squares in float64, a block at a time (no
+    float64 copy of a whole parameter)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    total = 0.0
+    for start in range(0, a.size, _BLOCK):
+        difference = np.subtract(a[start:start + _BLOCK], b[start:start + _BLOCK], dtype=np.float64)
+        total += float(np.einsum("i,i->", difference, difference))
+    return math.sqrt(total)

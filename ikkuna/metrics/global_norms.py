@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 
 from ikkuna.core.metric import EventGroup, Metric
-from ikkuna.metrics.norms import norm_ratio, squared_norm
+from ikkuna.core.statistics import MOMENTS
+from ikkuna.metrics.norms import norm_ratio
 
 
 class _GlobalNorm(Metric):
     """The norm of one kind over every parameter of a step."""
+
+    statistic = MOMENTS
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -23,7 +26,7 @@ class _GlobalNorm(Metric):
         self._seen = False
 
     def compute(self, group: EventGroup) -> None:
-        self._sum += squared_norm(group[self.needs[0]])
+        self._sum += group.moments(self.needs[0]).sum_squares
         self._seen = True
 
     def finish_step(self, step: int) -> float | None:
@@ -62,6 +65,7 @@ class GlobalUpdateToWeightRatio(Metric):
 
     name = "global_update_to_weight_ratio"
     needs = ("weights", "updates")
+    statistic = MOMENTS
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -69,8 +73,8 @@ class GlobalUpdateToWeightRatio(Metric):
         self._seen = False
 
     def compute(self, group: EventGroup) -> None:
-        self._updates += squared_norm(group["updates"])
-        self._weights += squared_norm(group["weights"])
+        self._updates += group.moments("updates").sum_squares
+        self._weights += group.moments("weights").sum_squares
         self._seen = True
 
     def finish_step(self, step: int) -> float | None:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
+from ikkuna.core.statistics import MOMENTS
 
 
 def squared_norm(values: np.ndarray) -> float:
@@ -36,9 +37,10 @@ class WeightNorm(Metric):
 
     name = "weight_norm"
     needs = ("weights",)
+    statistic = MOMENTS
 
     def compute(self, group: EventGroup) -> float:
-        return l2_norm(group["weights"])
+        return group.moments("weights").norm
 
 
 class GradientNorm(Metric):
@@ -46,9 +48,10 @@ class GradientNorm(Metric):
 
     name = "gradient_norm"
     needs = ("gradients",)
+    statistic = MOMENTS
 
     def compute(self, group: EventGroup) -> float:
-        return l2_norm(group["gradients"])
+        return group.moments("gradients").norm
 
 
 class UpdateNorm(Metric):
@@ -56,9 +59,10 @@ class UpdateNorm(Metric):
 
     name = "update_norm"
     needs = ("updates",)
+    statistic = MOMENTS
 
     def compute(self, group: EventGroup) -> float:
-        return l2_norm(group["updates"])
+        return group.moments("updates").norm
 
 
 class UpdateToWeightRatio(Metric):
@@ -70,6 +74,7 @@ class UpdateToWeightRatio(Metric):
 
     name = "update_to_weight_ratio"
     needs = ("weights", "updates")
+    statistic = MOMENTS
 
     def compute(self, group: EventGroup) -> float:
-        return norm_ratio(l2_norm(group["updates"]), l2_norm(group["weights"]))
+        return norm_ratio(group.moments("updates").norm, group.moments("weights").norm)

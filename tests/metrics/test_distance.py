@@ -56,3 +56,13 @@ def test_distance_at_the_first_step_is_the_norm_of_its_update():
 
 def test_distance_returns_a_python_float():
     assert type(DistanceFromInit().compute(group(weights=[1.0], updates=[0.0]))) is float
+
+
+def test_difference_norm_over_several_blocks_equals_the_float64_norm():
+    from ikkuna.metrics.distance import _BLOCK, difference_norm
+
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(2 * _BLOCK + 17).astype(np.float32)
+    b = (a + rng.standard_normal(a.size) * 1e-3).astype(np.float32)
+    expected = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))
+    assert difference_norm(a.reshape(-1, 1), b.reshape(-1, 1)) == pytest.approx(expected, rel=1e-12)

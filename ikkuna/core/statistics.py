@@ -1,0 +1,143 @@
+"""Statistics of an array that metrics may declare instead of its values.
+
+A metric that sets ``statistic = "moments"`` (or ``"fired_units"``) reads only that summary of
+each array (``group.moments(kind)``), never the values. The bus then computes the summary
+while the native tensor is alive (from a zero-copy host view, or by the adapter in the
+framework) and keeps only the summary: no copy of the tensor is made or held until the step
+ends. Summaries of several arrivals in one step (a layer called twice) combine exactly as the
+joined arrays would.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MOMENTS = "moments"
+FIRED_UNITS = "fired_units"
+#: The statistics a metric may declare, with what each holds.
+STATISTICS = {
+    MOMENTS: "count, sum, sum of squares, centered sum of squares and zero count (Moments)",
+    FIRED_UNITS: "per channel, whether any output was non-zero (a bool vector; None if empty)",
+}
+
+#: Relative error accepted from the one-pass centered sum of squares; beyond it, two passes.
+_VARIANCE_TOLERANCE = 1e-9
+_FLOAT64_EPSILON = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Sums over all entries of an array, accumulated in float64.
+
+    ``m2`` is the centered sum of squares ``sum((x - mean)^2)``; ``zeros`` counts entries
+    exactly equal to zero.
+    """
+
+    count: int
+    total: float
+    sum_squares: float
+    m2: float
+    zeros: int
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (ddof=0)."""
+        return math.sqrt(max(self.m2, 0.0) / self.count) if self.count else math.nan
+
+    @property
+    def norm(self) -> float:
+        """Euclidean norm over all entries."""
+        return math.sqrt(self.sum_squares)
+
+    @property
+    def zero_fraction(self) -> float:
+        return self.zeros / self.count if self.count else math.nan
+
+    def __add__(self, other: Moments) -> Moments:
+        """The moments of both arrays' entries together (Chan et al.'s pairwise update)."""
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / count
+        return Moments(count, self.total + other.total, self.sum_squares + other.sum_squares,
+                       m2, self.zeros + other.zeros)
+
+
+def moments(values: np.ndarray) -> Moments:
+    """The :class:`Moments` of ``values`` (any shape and float or integer dtype).
+
+    The centered sum of squares comes from one pass (sum and sum of squares) where that is
+    exact enough: its relative error is at most about ``n * eps * sum_squares / m2``. Where
+    that bound exceeds ``_VARIANCE_TOLERANCE`` (a mean large next to the spread, or a
+    non-finite value), a second, centered pass computes it.
+    """
+    flat = np.asarray(values).reshape(-1)
+    count = flat.size
+    if count == 0:
+        return Moments(0, 0.0, 0.0, 0.0, 0)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf are recorded, not warned
+        total = float(np.einsum("i->", flat, dtype=np.float64))
+        sum_squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+        m2 = sum_squares - total * (total / count)
+        error_bound = count * _FLOAT64_EPSILON * sum_squares / m2 if m2 > 0 else math.inf
+        if not error_bound <= _VARIANCE_TOLERANCE:
+            m2 = float(np.var(flat, dtype=np.float64)) * count
+    return Moments(count, total, sum_squares, m2, count - int(np.count_nonzero(flat)))
+
+
+def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | None:
+    """Per unit, whether it was non-zero for any sample: a bool vector over the channel axis
+    (a dense layer's features); an array without a channel axis is one unit; None if empty.
+    Reduced in place, without moving channels last."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return None
+    if values.ndim < 2 or channel_axis is None:
+        return np.array([np.any(values != 0)])
+    axis = channel_axis % values.ndim
+    return np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis))
+
+
+def combine_moments(parts: Sequence[Moments]) -> Moments:
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined + part
+    return combined
+
+
+def combine_fired(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """Units fired in any of the arrivals; arrivals with other channel counts than the
+    latest are left out (as the joined values would be)."""
+    found = [p for p in parts if p is not None]
+    if not found:
+        return None
+    latest = found[-1]
+    combined = latest.copy()
+    for part in found[:-1]:
+        if part.shape == latest.shape:
+            combined |= part
+    return combined
+
+
+#: How each statistic is computed from host values: ``(values, layout) -> statistic``.
+FROM_VALUES: dict[str, Callable[[np.ndarray, Any], Any]] = {
+    MOMENTS: lambda values, layout: moments(values),
+    FIRED_UNITS: lambda values, layout: fired_units(values, layout.channel_axis),
+}
+#: How the statistics of several arrivals in a step combine.
+COMBINE: dict[str, Callable[[Sequence[Any]], Any]] = {
+    MOMENTS: combine_moments,
+    FIRED_UNITS: combine_fired,
+}

@@ -1,0 +1,232 @@
+"""Statistics metrics may declare instead of values: exact against numpy, combinable, and the
+bus keeps no copy of a tensor whose every reader declared a statistic."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ikkuna.core import kinds as K
+from ikkuna.core.arrays import CHANNELS_LAST, NO_LAYOUT, Array, Layout
+from ikkuna.core.bus import Bus, MetricSlot
+from ikkuna.core.events import Event
+from ikkuna.core.layers import LayerInfo
+from ikkuna.core.metric import EventGroup, Metric
+from ikkuna.core.statistics import (
+    FIRED_UNITS,
+    MOMENTS,
+    Moments,
+    combine_fired,
+    combine_moments,
+    fired_units,
+    moments,
+)
+
+RELU = LayerInfo("relu", "other", "numpy", {}, activation="relu")
+TANH = LayerInfo("tanh", "other", "numpy", {}, activation="tanh")
+
+
+def expected_moments(values: np.ndarray) -> tuple[float, float, float, float]:
+    flat = values.astype(np.float64).reshape(-1)
+    return float(flat.mean()), float(flat.std()), float(np.sqrt(np.sum(flat * flat))), float(np.mean(flat == 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e4])
+def test_moments_match_numpy_in_float64(dtype, offset):
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((8, 4, 3, 3)) * 2 + offset
+    values[values < offset - 1] = 0
+    values = values.astype(dtype)
+    found = moments(values)
+    mean, std, norm, zero_fraction = expected_moments(values)
+    assert found.count == values.size
+    assert found.mean == pytest.approx(mean, rel=1e-12, abs=1e-12)
+    assert found.std == pytest.approx(std, rel=1e-9)
+    assert found.norm == pytest.approx(norm, rel=1e-12)
+    assert found.zero_fraction == zero_fraction
+
+
+def test_moments_of_constant_values_have_zero_spread_and_nan_propagates():
+    assert moments(np.full((4, 3), 2.5, dtype=np.float32)).std == 0.0
+    with_nan = moments(np.array([1.0, np.nan, 3.0]))
+    assert math.isnan(with_nan.mean) and math.isnan(with_nan.std) and math.isnan(with_nan.norm)
+    assert moments(np.array([0.0, -0.0, np.nan])).zeros == 2
+
+
+def test_moments_of_an_empty_array_count_nothing():
+    empty = moments(np.zeros((0, 3), dtype=np.float32))
+    assert empty.count == 0 and math.isnan(empty.mean) and empty.norm == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    parts=st.lists(
+        hnp.arrays(np.float64, st.integers(0, 12),
+                   elements=st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False)),
+        min_size=1, max_size=4,
+    )
+)
+def test_combined_moments_equal_the_moments_of_the_joined_values(parts):
+    joined = np.concatenate(parts)
+    combined = combine_moments([moments(p) for p in parts])
+    direct = moments(joined)
+    assert combined.count == direct.count and combined.zeros == direct.zeros
+    if direct.count:
+        scale = max(1.0, float(np.max(np.abs(joined))))
+        assert combined.mean == pytest.approx(direct.mean, abs=1e-12 * scale)
+        assert combined.std == pytest.approx(direct.std, abs=1e-9 * scale)
+        assert combined.sum_squares == pytest.approx(direct.sum_squares, rel=1e-12, abs=1e-300)
+
+
+def test_fired_units_per_channel_in_either_layout_and_combined():
+    values = np.zeros((2, 3, 4, 4), dtype=np.float32)  # NCHW, channel 1 fires once
+    values[1, 1, 2, 3] = 0.5
+    assert fired_units(values, 1).tolist() == [False, True, False]
+    nhwc = np.moveaxis(values, 1, -1)
+    assert fired_units(nhwc, -1).tolist() == [False, True, False]
+    assert fired_units(np.zeros(0), 1) is None
+    assert fired_units(np.array([0.0, 1.0]), None).tolist() == [True]
+    other = np.array([True, False, False])
+    assert combine_fired([other, fired_units(values, 1)]).tolist() == [True, True, False]
+    assert combine_fired([np.array([True]), other]).tolist() == other.tolist()  # other channel count
+    assert combine_fired([None, None]) is None
+
+
+# -- the bus keeps statistics, not copies -------------------------------------------------------
+
+
+class CountingArray:
+    """Native stand-in that counts the copies the bus makes of it."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self.copies = 0
+
+
+def counted(native: CountingArray, layout: Layout = CHANNELS_LAST) -> Array:
+    def to_numpy(n: CountingArray) -> np.ndarray:
+        n.copies += 1
+        return n.values.copy()
+
+    return Array(native, to_numpy, shape=native.values.shape, dtype=str(native.values.dtype),
+                 layout=layout, view=lambda n: n.values)
+
+
+class Mean(Metric):
+    name = "test_mean"
+    needs = ("activations",)
+    statistic = MOMENTS
+
+    def compute(self, group: EventGroup) -> float:
+        return group.moments("activations").mean
+
+
+class Fired(Metric):
+    name = "test_fired"
+    needs = ("activations",)
+    statistic = FIRED_UNITS
+
+    def compute(self, group: EventGroup) -> float | None:
+        fired = group.statistic("activations", FIRED_UNITS)
+        return None if fired is None else float(fired.sum())
+
+
+class Values(Metric):
+    name = "test_values"
+    needs = ("activations",)
+
+    def compute(self, group: EventGroup) -> float:
+        return float(group["activations"].max())
+
+
+class OnlyTanh(Values):
+    name = "test_only_tanh"
+
+    def applies_to(self, layer: LayerInfo) -> bool:
+        return layer.activation == "tanh"
+
+
+def run_step(metrics: list[Metric], arrivals: list[tuple[LayerInfo, Array]]) -> dict:
+    bus = Bus([MetricSlot(m) for m in metrics], run="r", on_problem=lambda p: pytest.fail(p.message))
+    bus.open_step(0, 0)
+    for layer, array in arrivals:
+        bus.publish(Event(K.ACTIVATIONS, 0, 0, layer, None, array=array))
+    return {(r.metric, r.layer): r.value for r in bus.close_step()}
+
+
+def test_statistic_metrics_make_no_copy_and_combine_two_arrivals_of_a_layer():
+    rng = np.random.default_rng(0)
+    first, second = (CountingArray(np.maximum(rng.standard_normal((4, 3)), 0)) for _ in range(2))
+    arrays = [counted(first), counted(second)]
+    records = run_step([Mean(), Fired()], [(RELU, arrays[0]), (RELU, arrays[1])])
+    joined = np.concatenate([first.values, second.values])
+    assert first.copies == second.copies == 0
+    assert records[("test_mean", "relu")] == pytest.approx(joined.mean(), rel=1e-12)
+    assert records[("test_fired", "relu")] == float(np.any(joined != 0, axis=0).sum())
+    assert all(not a.has_values for a in arrays)  # nothing of the tensor is held
+
+
+def test_a_values_metric_beside_statistic_metrics_costs_one_copy_per_arrival():
+    native = CountingArray(np.arange(12, dtype=np.float32).reshape(4, 3))
+    records = run_step([Mean(), Values(), Fired()], [(RELU, counted(native))])
+    assert native.copies == 1
+    assert records[("test_values", "relu")] == 11.0
+    assert records[("test_mean", "relu")] == pytest.approx(5.5)
+
+
+def test_applies_to_keeps_a_metric_and_its_copies_off_other_layers():
+    relu_values, tanh_values = CountingArray(np.ones((2, 2))), CountingArray(np.ones((2, 2)) * 0.5)
+    records = run_step([OnlyTanh()], [(RELU, counted(relu_values)), (TANH, counted(tanh_values))])
+    assert relu_values.copies == 0 and tanh_values.copies == 1
+    assert list(records) == [("test_only_tanh", "tanh")]
+
+
+def test_values_of_an_array_kept_only_as_statistics_give_a_clear_error():
+    array = counted(CountingArray(np.ones(3)), NO_LAYOUT)
+    assert array.statistic(MOMENTS).count == 3
+    array.release()
+    assert array.statistic(MOMENTS).count == 3  # cached
+    with pytest.raises(ValueError, match="not kept.*moments.*statistic"):
+        array.numpy()
+    with pytest.raises(ValueError, match="unknown statistic 'median'.*fired_units, moments"):
+        Array.from_numpy(np.ones(2)).statistic("median")
+
+
+def test_a_metric_declaring_an_unknown_statistic_is_refused_at_registration():
+    class Bad(Mean):
+        name = "bad"
+        statistic = "median"
+
+    with pytest.raises(ValueError, match="statistic 'median' is not one of fired_units, moments"):
+        Bad.validate()
+
+
+def test_from_host_copies_only_when_values_are_read():
+    source = np.arange(6, dtype=np.float32)
+    array = Array.from_host(source)
+    assert array.statistic(MOMENTS).total == 15.0
+    values = array.numpy()
+    source[0] = 100.0
+    assert values[0] == 0.0 and not values.flags.writeable
+
+
+def test_moments_is_a_frozen_value_with_a_neutral_empty_element():
+    found = moments(np.array([1.0, 2.0]))
+    assert found + Moments(0, 0.0, 0.0, 0.0, 0) == found
+    with pytest.raises(AttributeError):
+        found.count = 3  # type: ignore[misc]
+
+
+def test_moments_of_non_finite_values_warn_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = moments(np.array([1.0, np.inf, -np.inf, np.nan], dtype=np.float32))
+    assert math.isnan(found.std) and found.count == 4
