@@ -12,6 +12,7 @@ from ikkuna.core.layers import LayerInfo
 
 if TYPE_CHECKING:
     from ikkuna.core.monitor import Monitor
+    from ikkuna.core.ranks import Distribution
 
 
 class Adapter(ABC):
@@ -55,6 +56,11 @@ class Adapter(ABC):
     def as_array(self, value: Any, layout: Layout) -> Array:
         """Wrap a value the user logged (a native tensor or anything numpy accepts)."""
         return Array.from_numpy(value, layout)
+
+    def distribution(self) -> Distribution | None:
+        """This process's rank in a distributed run, with the framework's own collective to
+        gather one object from every rank; None when training runs in one process."""
+        return None
 
     def versions(self) -> dict[str, str]:
         """Versions of the framework packages in use, for the run's record."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import weakref
+from datetime import timedelta
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,12 @@ from ikkuna.adapters.torch_probe import PROBE_CAPABILITIES, TorchProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo, activation_name
+from ikkuna.core.ranks import Distribution
 from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, Moments
 
 ROOT_LAYER_NAME = "model"
+#: Seconds a rank waits for the others to gather a step's records (``ranks="mean"/"max"``).
+GATHER_TIMEOUT_S = 120
 _IMAGE_NDIMS = (4, 5)  # NCHW / NCDHW: channels on axis 1 in torch
 
 
@@ -158,6 +162,14 @@ def activation_layout(module: Any, ndim: int) -> Layout:
     return Layout(batch_axis=0, channel_axis=1 if channels_first else -1)
 
 
+def unwrap_parallel(model: Any) -> Any:
+    """The module inside ``DistributedDataParallel`` or ``DataParallel`` (its layers keep
+    their own names, without ``module.``); any other module as it is."""
+    parallel = _torch().nn.parallel
+    wrappers = (parallel.DistributedDataParallel, parallel.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
 def _in_backward() -> bool:
     """Whether autograd is running a backward pass (activation checkpointing re-runs forwards)."""
     current = getattr(_torch()._C, "_current_graph_task_id", None)
@@ -195,7 +207,7 @@ class TorchAdapter(TorchProbe, Adapter):
     capabilities = frozenset({"learning_rate"}) | PROBE_CAPABILITIES
 
     def __init__(self, model: Any, optimizer: Any = None) -> None:
-        super().__init__(model, optimizer)
+        super().__init__(unwrap_parallel(model), optimizer)
         torch = _torch()
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
@@ -220,6 +232,30 @@ class TorchAdapter(TorchProbe, Adapter):
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(_torch().__version__)}
+
+    def distribution(self) -> Distribution | None:
+        """The rank in ``torch.distributed``'s default group, if one with several ranks is
+        initialized. Records are gathered over a gloo group of their own (made at the first
+        gather, which every rank reaches at the same step), with a timeout."""
+        dist = _torch().distributed
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return None
+        group: list[Any] = []
+
+        def gather(payload: Any) -> list[Any]:
+            if not group:
+                group.append(dist.new_group(backend="gloo",
+                                            timeout=timedelta(seconds=GATHER_TIMEOUT_S)))
+            found: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(found, payload, group=group[0])
+            return found
+
+        def close() -> None:
+            # a subgroup left alive when the user destroys the default group aborts the process
+            if group and dist.is_initialized():
+                dist.destroy_process_group(group.pop())
+
+        return Distribution(dist.get_rank(), dist.get_world_size(), gather, close)
 
     def as_array(self, value: Any, layout: Layout) -> Array:
         if isinstance(value, _torch().Tensor):

@@ -17,6 +17,7 @@ from ikkuna.core.plugins import PluginManager, Provided, get_plugin_manager
 from ikkuna.core.probe import Probe, as_probe, check_probe_metrics, probe_refusal
 from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
+from ikkuna.core.ranks import DEFAULT_RANK_MODE, RankCombiner, check_rank_mode
 from ikkuna.doctor.live import DEFAULT_DOCTOR_EVERY, LiveDoctor
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def attach(
     probe: Probe | None = None,
     doctor: str | None = None,
     doctor_every: int = DEFAULT_DOCTOR_EVERY,
+    ranks: str = DEFAULT_RANK_MODE,
 ) -> Monitor:
     """Start monitoring ``model``'s training; returns the :class:`Monitor` (a context manager).
 
@@ -81,12 +83,18 @@ def attach(
     when it is given. ``doctor``: ``"warn"`` or ``"raise"`` runs the doctor's rules on the
     records every ``doctor_every`` steps (no store needed) and warns
     (:class:`ikkuna.TrainingWarning`) or raises :class:`ikkuna.TrainingProblem` once per finding.
+    ``ranks``: in distributed training (every rank calls ``attach``), ``"rank0"`` (rank 0
+    stores its records), ``"all"`` (every rank stores, in run ``<run>-rank<r>``), ``"mean"``
+    or ``"max"`` (rank 0 stores each value reduced over the ranks); see :mod:`ikkuna.core.ranks`.
     """
+    check_rank_mode(ranks)
     probe = as_probe(probe)
     plugins = plugins or get_plugin_manager()
     live_doctor = None if doctor is None else LiveDoctor(doctor, doctor_every, plugins)
     adapter_class = find_adapter(model, plugins, framework)
     adapter = adapter_class(model, optimizer)
+    distribution = adapter.distribution()
+    combiner = None if distribution is None else RankCombiner(ranks, distribution)
     slots = resolve_metrics("default" if metrics is None else metrics, plugins, adapter_class,
                             probe=probe)
     check_probe_metrics(slots, probe)
@@ -100,8 +108,10 @@ def attach(
         "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "optimizer": None if optimizer is None else type(optimizer).__qualname__,
     }
+    if distribution is not None:
+        config.update(ranks=ranks, rank=distribution.rank, world_size=distribution.world_size)
     monitor = Monitor(adapter, slots, sink_objects, run=run_name, layers=layers, every=every,
-                      config=config, probe=probe)
+                      config=config, probe=probe, ranks=combiner)
     if live_doctor is not None:
         monitor.doctor = live_doctor
         live_doctor.bind(monitor)

@@ -53,7 +53,11 @@ RecordValue = Union[float, np.ndarray, Histogram]
 
 @dataclass(frozen=True)
 class Record:
-    """One metric value for sinks: a float, a 1-d array, or a :class:`Histogram`."""
+    """One metric value for sinks: a float, a 1-d array, or a :class:`Histogram`.
+
+    ``rank`` is the process that measured it in distributed training (None in a single
+    process, and for values reduced over every rank; see ``attach(ranks=...)``).
+    """
 
     run: str
     step: int
@@ -62,3 +66,4 @@ class Record:
     layer: str | None
     param: str | None
     value: RecordValue
+    rank: int | None = None

@@ -19,6 +19,7 @@ from ikkuna.core.bus import Bus, MetricSlot, Problem
 from ikkuna.core.events import Event, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.probe import Probe, ProbeRunner, split_probe_slots
+from ikkuna.core.ranks import RankCombiner
 from ikkuna.core.schedule import LayerSelection, ScheduleLike, as_layer_filter, as_schedule
 from ikkuna.core.sink import RunInfo, Sink
 
@@ -56,10 +57,14 @@ class Monitor:
         every: ScheduleLike = None,
         config: dict[str, Any] | None = None,
         probe: Probe | None = None,
+        ranks: RankCombiner | None = None,
     ) -> None:
         self.adapter = adapter
-        self.sinks = list(sinks)
-        self.run = run
+        #: How the ranks of a distributed run store their records (None: one process).
+        self.ranks = ranks
+        self.sinks = list(sinks) if ranks is None or ranks.stores else []
+        self.run = run if ranks is None else ranks.run_name(run)
+        self._problems_sent = 0
         self.problems: list[Problem] = []
         self.step = 0
         self.epoch = 0
@@ -127,6 +132,8 @@ class Monitor:
                 self.adapter.remove()
         finally:
             self._close_step()
+            if self.ranks is not None:
+                self._close_ranks()
             for sink in list(self.sinks):
                 self._guard(sink, "close", sink.close)
         if self.doctor is not None:
@@ -308,6 +315,8 @@ class Monitor:
             for problem in problems:
                 self._record_problem(problem)
         records += self._scalar_records()
+        if self.ranks is not None:
+            records = self._combine_ranks(records)
         if self.doctor is not None:
             self.doctor.record(records)
         if records:
@@ -315,6 +324,36 @@ class Monitor:
                 self._guard(sink, "write", sink.write, records)
         for sink in list(self.sinks):
             self._guard(sink, "flush", sink.flush)
+
+    def _combine_ranks(self, records: list[Record]) -> list[Record]:
+        """The records this rank stores (a collective in the reducing modes: see ``ranks``)."""
+        assert self.ranks is not None
+        new_problems = self.problems[self._problems_sent:]
+        self._problems_sent = len(self.problems)
+        try:
+            combined, others = self.ranks.combine(self.run, records, new_problems)
+        except Exception as error:  # noqa: BLE001 - monitoring must never stop training
+            mode = self.ranks.mode
+            self.ranks = None
+            message = (
+                f"ikkuna: combining the ranks' records ({mode!r}) failed with "
+                f"{type(error).__name__}: {error} at step {self.step}; from now on each rank "
+                "stores only its own records, where it has sinks"
+            )
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            self._record_problem(Problem(source="ranks", message=message, step=self.step))
+            return records
+        for problem in others:
+            self._record_problem(problem)
+        self._problems_sent = len(self.problems)
+        return combined
+
+    def _close_ranks(self) -> None:
+        try:
+            self.ranks.close()
+        except Exception as error:  # noqa: BLE001 - detach must not fail over this
+            self._record_problem(Problem(source="ranks", step=self.step, message=(
+                f"ikkuna: releasing the ranks' gather group failed: {type(error).__name__}: {error}")))
 
     def _scalar_records(self) -> list[Record]:
         scalars = dict(self._scalars)

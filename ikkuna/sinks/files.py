@@ -1,7 +1,8 @@
 """Sinks that write one JSON Lines or CSV file a run, and readers that load them back.
 
 Columns: run, step, epoch, metric, layer, param, value; a histogram adds ``counts`` and
-``edges`` and a plain 1-d value ``vector`` (``value`` is then null). Non-finite numbers are
+``edges`` and a plain 1-d value ``vector`` (``value`` is then null); ``rank`` is the process
+that measured it in distributed training (left out, or empty, otherwise). Non-finite numbers are
 the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (protobuf's JSON convention), so
 the files stay standard JSON and CSV; floats are written so that they read back exactly.
 """
@@ -28,7 +29,8 @@ from ikkuna.sinks.schema import store_directory
 
 #: The folder of the store that named ``"jsonl"`` and ``"csv"`` sinks write to.
 STORE_FOLDER = "files"
-COLUMNS = ("run", "step", "epoch", "metric", "layer", "param", "value", "counts", "edges", "vector")
+COLUMNS = ("run", "step", "epoch", "metric", "layer", "param", "value", "counts", "edges", "vector",
+           "rank")
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -122,6 +124,8 @@ def encode_record(record: Record) -> dict[str, Any]:
         "run": record.run, "step": int(record.step), "epoch": int(record.epoch),
         "metric": record.metric, "layer": record.layer, "param": record.param, "value": None,
     }
+    if record.rank is not None:
+        row["rank"] = int(record.rank)
     value = record.value
     if isinstance(value, Histogram):
         row["counts"], row["edges"] = _numbers(value.counts), _numbers(value.edges)
@@ -140,8 +144,9 @@ def decode_record(row: dict[str, Any]) -> Record:
         value = _array(row["vector"])
     else:
         value = _float(row["value"])
+    rank = row.get("rank")
     return Record(row["run"], int(row["step"]), int(row["epoch"]), row["metric"], row["layer"],
-                  row["param"], value)
+                  row["param"], value, rank=None if rank in (None, "") else int(rank))
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[Record]:
@@ -210,7 +215,7 @@ def _csv_cell(value: Any) -> str:
 
 
 def _from_csv(row: dict[str, str]) -> dict[str, Any]:
-    decoded: dict[str, Any] = {column: row[column] or None for column in COLUMNS}
+    decoded: dict[str, Any] = {column: row.get(column) or None for column in COLUMNS}
     for column in ("counts", "edges", "vector"):
         if decoded[column] is not None:
             decoded[column] = json.loads(decoded[column])

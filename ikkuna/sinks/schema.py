@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 STORE_VARIABLE = "IKKUNA_STORE"
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS records (
     value REAL,
     vector BLOB,
     edges BLOB,
-    is_nan INTEGER NOT NULL DEFAULT 0
+    is_nan INTEGER NOT NULL DEFAULT 0,
+    rank INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_by_series ON records (run_id, metric, layer, param, step);
 CREATE TABLE IF NOT EXISTS problems (
@@ -78,16 +80,33 @@ def connect(directory: Path, *, create: bool) -> sqlite3.Connection:
                                  check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if create:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = NORMAL")
-        connection.executescript(SCHEMA)
-        _add_missing_columns(connection)
+        _set_up(connection)
     return connection
+
+
+def _set_up(connection: sqlite3.Connection) -> None:
+    """WAL mode and the tables. Switching to WAL needs the database to itself, and SQLite
+    answers "database is locked" at once (not after the busy timeout) while another process
+    sets up the same new store: retried until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.executescript(SCHEMA)
+            _add_missing_columns(connection)
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 #: Columns added after a table was first released: (table, column, SQL type). Stores made
 #: before them get them on the next write; readers treat them as NULL where missing.
-ADDED_COLUMNS = (("layers", "activation", "TEXT"),)
+ADDED_COLUMNS = (("layers", "activation", "TEXT"), ("records", "rank", "INTEGER"))
 
 
 def columns(connection: sqlite3.Connection, table: str) -> set[str]:

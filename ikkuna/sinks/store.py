@@ -90,7 +90,7 @@ class StoreSink(Sink):
         elif isinstance(value, float) and math.isnan(value):
             value, is_nan = None, 1  # SQLite would store NaN as NULL
         return (self._run_id, record.step, record.epoch, record.metric, record.layer,
-                record.param, value, vector, edges, is_nan)
+                record.param, value, vector, edges, is_nan, record.rank)
 
     def flush(self) -> None:
         with self._lock:
@@ -100,7 +100,7 @@ class StoreSink(Sink):
         with self._transaction():
             self._connection.executemany(
                 "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, vector, "
-                "edges, is_nan) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "edges, is_nan, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 

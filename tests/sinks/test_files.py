@@ -50,6 +50,7 @@ def every_kind(run: str = "exp") -> list[Record]:
                Histogram([0, 3, 1.5], [-INF, -1e300, 0.1, 7.25])),
         Record(run, 2, 1, "singular_values", "head", "weight", np.array([2.5, NAN, INF, -INF, 1e-17])),
         Record(run, 2, 1, "empty", "head", "weight", np.array([])),
+        Record(run, 3, 1, "gradient_norm", "head", "weight", 0.5, rank=1),
         Record(run, 3, 1, 'odd "metric", with\nnewline', "layer,with;commas", "ünïcode", 1.0),
     ]
 
@@ -105,7 +106,7 @@ def test_csv_has_a_header_and_one_row_a_record_with_arrays_as_json_cells(tmp_pat
     with open(sink.file_path, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0]) == ["run", "step", "epoch", "metric", "layer", "param", "value", "counts",
-                             "edges", "vector"]
+                             "edges", "vector", "rank"]
     assert len(rows) == len(every_kind())
     assert rows[3]["value"] == "NaN" and rows[3]["layer"] == ""
     assert json.loads(rows[7]["counts"]) == [0.0, 3.0, 1.5] and rows[7]["value"] == ""
