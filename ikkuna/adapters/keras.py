@@ -10,6 +10,11 @@ host callbacks, so a model compiled with ``jit_compile=True`` trains without XLA
 attached, and says so once. ``detach()`` puts every patched attribute back. The probe (fixed
 batch metrics) runs outside that callback: see ``keras_probe``.
 
+Under ``tf.distribute.MirroredStrategy`` each replica runs the step in a thread of its own:
+the values each replica collects are kept apart, and after the update one ``merge_call``
+delivers the step once, with the global values (the replicas' batch parts concatenated, the
+gradients summed as the all-reduce does): see ``_deliver_merged``.
+
 Keras and TensorFlow are imported on first use, never when ikkuna is imported.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -158,13 +164,15 @@ class KerasAdapter(KerasProbe, Adapter):
             )
         self._layers: dict[str, Any] = {}
         self._patches = _Patches()
-        self._pending: list[tuple[_Slot, Any]] = []
+        #: values collected while a step runs or is traced, per replica (``_replica_key``)
+        self._pending: dict[Any, list[tuple[_Slot, Any]]] = {}
         self._variables: dict[int, tuple[LayerInfo, str, Layout]] = {}
         self._kinds: frozenset[str] = frozenset()
         self._attached = False
         self._claimed = False
         self._warned_xla = False
         self._warned_other_graph = False
+        self._warned_workers = False
 
     @classmethod
     def accepts(cls, model: Any) -> bool:
@@ -257,7 +265,7 @@ class KerasAdapter(KerasProbe, Adapter):
             if not self._recording_pass(output):
                 return output
             if K.ACTIVATIONS in self._kinds:
-                self._pending.append((_Slot(K.ACTIVATIONS, layer), _first_tensor(output)))
+                self._remember(_Slot(K.ACTIVATIONS, layer), _first_tensor(output))
             if K.OUTPUT_GRADIENTS in self._kinds:
                 output = self._watch_gradient(output, _Slot(K.OUTPUT_GRADIENTS, layer))
             return output
@@ -275,7 +283,7 @@ class KerasAdapter(KerasProbe, Adapter):
                 for kind, value in ((K.INPUTS, inputs), (K.OUTPUTS, output)):
                     tensor = _first_tensor(value)
                     if kind in self._kinds and tensor is not None:
-                        self._pending.append((_Slot(kind), tensor))
+                        self._remember(_Slot(kind), tensor)
             return output
 
         return call
@@ -287,8 +295,8 @@ class KerasAdapter(KerasProbe, Adapter):
             if kwargs.get("training", True) and self._attached:
                 labels = _first_tensor(kwargs.get("y", args[1] if len(args) > 1 else None))
                 if labels is not None and K.LABELS in self._kinds:
-                    self._pending.append((_Slot(K.LABELS, layout=Layout(batch_axis=0)), labels))
-                self._pending.append((_Slot(K.LOSS, layout=Layout()), loss))
+                    self._remember(_Slot(K.LABELS, layout=Layout(batch_axis=0)), labels)
+                self._remember(_Slot(K.LOSS, layout=Layout()), loss)
             return loss
 
         return compute_loss
@@ -347,7 +355,13 @@ class KerasAdapter(KerasProbe, Adapter):
                 if before:
                     slots.append(_Slot(K.UPDATES, layer, role, layout))
                     tensors.append(after - before[index])
-            self._deliver_after(slots, tensors, iteration)
+            replica = _synchronized_replica_context()
+            if replica is None:
+                self._deliver_after(slots, tensors, iteration)
+            else:  # once for all replicas, after each has updated its copy of the weights
+                values = tuple(t.tensor if isinstance(t, _Recomputed) else t for t in tensors)
+                replica.merge_call(functools.partial(self._deliver_merged, tuple(slots)),
+                                   args=(values, iteration))
             return result
 
         return apply
@@ -372,15 +386,18 @@ class KerasAdapter(KerasProbe, Adapter):
         @tf.custom_gradient
         def identity(x: Any) -> Any:
             def gradient(upstream: Any) -> Any:
-                self._pending.append((slot, upstream))
+                self._remember(slot, upstream)
                 return upstream
 
             return tf.identity(x), gradient
 
         return identity(tensor)
 
+    def _remember(self, slot: _Slot, tensor: Any) -> None:
+        self._pending.setdefault(_replica_key(), []).append((slot, tensor))
+
     def _take_pending(self) -> tuple[list[_Slot], list[Any]]:
-        """The collected tensors that belong to the step being run or traced now."""
+        """The collected tensors that belong to the step (and replica) being run or traced now."""
         tf = _tf()
         graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
         # the step's graph and those it is nested in (a cond branch of LossScaleOptimizer)
@@ -390,14 +407,13 @@ class KerasAdapter(KerasProbe, Adapter):
             graph = getattr(graph, "outer_graph", None)
         slots, tensors = [], []
         dropped = 0
-        for slot, tensor in self._pending:
+        for slot, tensor in self._pending.pop(_replica_key(), []):
             tensor_graph = getattr(tensor, "graph", None) if not _is_eager(tensor) else None
             if (not graphs and tensor_graph is None) or any(tensor_graph is g for g in graphs):
                 slots.append(slot)
                 tensors.append(tensor)
             else:
                 dropped += 1
-        self._pending.clear()
         if dropped and not self._warned_other_graph:
             self._warned_other_graph = True
             warnings.warn(
@@ -426,7 +442,8 @@ class KerasAdapter(KerasProbe, Adapter):
         deliver_all = functools.partial(self._deliver, tuple(slots))
         deliver_light = functools.partial(self._deliver, tuple(slot for slot, _ in light))
         if tf.executing_eagerly():
-            tensors = [t.tensor if isinstance(t, _Recomputed) else t for t in tensors]
+            tensors = [_materialize(t, in_branch=False) for t in tensors]
+            light = [(slot, _materialize(t, in_branch=False)) for slot, t in light]
             monitor = self.monitor
             step = monitor.step + (1 if monitor.between_steps else 0)
             self._probe_eager = True  # a probe due on this step runs at once
@@ -441,12 +458,13 @@ class KerasAdapter(KerasProbe, Adapter):
         scheduled = self._scheduled_in_graph(iteration)
 
         def send_all() -> Any:
-            values = [_recompute(t.tensor) if isinstance(t, _Recomputed) else t for t in tensors]
+            values = [_materialize(t, in_branch=True) for t in tensors]
             tf.numpy_function(deliver_all, values, Tout=[], stateful=True, name="ikkuna_deliver")
             return tf.constant(0)
 
         def send_light() -> Any:
-            tf.numpy_function(deliver_light, [t for _, t in light], Tout=[], stateful=True,
+            values = [_materialize(t, in_branch=True) for _, t in light]
+            tf.numpy_function(deliver_light, values, Tout=[], stateful=True,
                               name="ikkuna_count")
             return tf.constant(0)
 
@@ -454,6 +472,33 @@ class KerasAdapter(KerasProbe, Adapter):
             # always true, but not to the graph optimizer: the branch keeps the copies apart
             scheduled = iteration >= 0
         tf.cond(scheduled, send_all, send_light)
+
+    def _deliver_merged(self, slots: tuple[_Slot, ...], strategy: Any, values: tuple[Any, ...],
+                        iteration: Any) -> None:
+        """One step's values from every replica of a synchronized strategy (MirroredStrategy),
+        delivered once, as the global values: run by ``merge_call`` in cross-replica context.
+
+        Each replica saw its part of the global batch: batch values (activations, their
+        gradients, inputs, outputs, labels) are the replicas' parts concatenated in replica
+        order, which is the order of the global batch. Keras scales each replica's loss by
+        1 / replicas (``scale_loss_for_distribution``), so the loss, and each gradient, is the
+        sum over the replicas: the gradient the optimizer's all-reduce (a sum) applies. The
+        weights, updates and learning rate are the same on every replica: the first one's.
+        """
+        local = strategy.experimental_local_results
+        iterations = local(iteration)
+        if len(iterations) < strategy.num_replicas_in_sync and not self._warned_workers:
+            self._warned_workers = True
+            warnings.warn(
+                f"ikkuna: model {self.model.name!r} trains on {strategy.num_replicas_in_sync} "
+                f"replicas, {len(iterations)} of them in this process; ikkuna records this "
+                "process's replicas only (its part of the batch, its part of the gradient sum)",
+                RuntimeWarning, stacklevel=2,
+            )
+        combined = [_Replicas(tuple(local(value)), _COMBINE.get(slot.kind, "first"),
+                              recompute=slot.kind == K.GRADIENTS)
+                    for slot, value in zip(slots, values)]
+        self._deliver_after(list(slots), combined, iterations[0])
 
     def _scheduled_in_graph(self, iteration: Any) -> Any:
         """Whether the monitor's ``every=`` records this step, as a graph bool (None: the
@@ -552,6 +597,39 @@ class _Recomputed:
     tensor: Any
 
 
+#: How the replicas' values of one kind make the global value (see ``_deliver_merged``).
+_COMBINE = {K.ACTIVATIONS: "concat", K.OUTPUT_GRADIENTS: "concat", K.INPUTS: "concat",
+            K.OUTPUTS: "concat", K.LABELS: "concat", K.GRADIENTS: "sum", K.LOSS: "sum"}
+
+
+@dataclass(frozen=True)
+class _Replicas:
+    """One value of each replica, combined (``"concat"`` on axis 0, ``"sum"``, or the
+    ``"first"``) where the value is sent; gradients with ``recompute`` are read as copies."""
+
+    parts: tuple[Any, ...]
+    combine: str
+    recompute: bool = False
+
+
+def _materialize(value: Any, in_branch: bool) -> Any:
+    """The tensor the host callback reads for one collected value: a gradient computed again
+    inside the sending branch (``in_branch``, see ``_recompute``), replicas' values combined."""
+    if isinstance(value, _Recomputed):
+        return _recompute(value.tensor) if in_branch else value.tensor
+    if not isinstance(value, _Replicas):
+        return value
+    parts = value.parts[:1] if value.combine == "first" else value.parts
+    if value.recompute and in_branch:
+        parts = tuple(_recompute(part) for part in parts)
+    if len(parts) == 1:
+        return parts[0]
+    tf = _tf()
+    if value.combine == "concat":
+        return tf.concat(parts, axis=0)
+    return tf.add_n(list(parts))
+
+
 #: Ops whose output is no larger than their inputs together and cheap to compute again: the
 #: ones whose chains TensorFlow's graph optimizer rewrites (reorders, merges, folds).
 _ELEMENTWISE = frozenset({
@@ -608,6 +686,26 @@ def _call_context_training() -> Any:
 
     context = global_state.get_global_attribute("current_call_ctx")
     return None if context is None else context.get_value("training")
+
+
+def _synchronized_replica_context() -> Any:
+    """The replica context of a ``tf.distribute`` strategy with more than one replica in
+    sync (MirroredStrategy inside ``strategy.run``), else None."""
+    context = _tf().distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
+
+
+def _replica_key() -> Any:
+    """Which replica collects values now: None outside a synchronized strategy, else the
+    replica's id in its sync group (MirroredStrategy runs each replica in a thread of its own,
+    and their values must not mix)."""
+    context = _synchronized_replica_context()
+    if context is None:
+        return None
+    replica = getattr(context, "_replica_id_in_sync_group", None)
+    return replica if isinstance(replica, int) else threading.get_ident()
 
 
 def _in_xla_context() -> bool:
