@@ -7,10 +7,13 @@ A layer's output computed under differentiation (a training pass inside ``nnx.gr
 ``nnx.value_and_grad``) is kept on the module in a private variable, which NNX carries out of
 the gradient transform; ``optimizer.update`` takes those variables off again and sends them,
 with the gradients, the weights after the update and the updates, to the host in one ordered
-``jax.debug.callback``, only on the steps the monitor's ``every=`` selects (other steps send
-an empty marker that counts them). Output gradients, which exist only in the backward pass,
-each leave through an identity with a custom VJP. A jitted step compiles once; one traced
-while attached keeps its (idle) callbacks after detach until it is traced again.
+IO callback (:func:`ikkuna.adapters.jax_host.to_host`), only on the steps the monitor's
+``every=`` selects (other steps send an empty marker that counts them). Output gradients,
+which exist only in the backward pass, each leave through an identity with a custom VJP. A
+jitted step compiles once; one traced while attached keeps its (idle) callbacks after detach
+until it is traced again. A step jitted over data sharded across devices (``jax.sharding``)
+calls back once per step with the global arrays, not once per device; ``detach()`` waits for
+the callbacks of the steps already dispatched.
 
 JAX and Flax are imported on first use, never when ikkuna is imported.
 """
@@ -27,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
+from ikkuna.adapters.jax_host import to_host
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
@@ -336,13 +340,10 @@ class JaxAdapter(JaxProbe, Adapter):
             data = ([value for _, value in outputs], gradients, weights, updates, rates)
 
             def send() -> None:
-                jax.debug.callback(
-                    lambda *values: adapter._deliver_step(paths, kinds, *values),
-                    *data, ordered=True,
-                )
+                to_host(lambda *values: adapter._deliver_step(paths, kinds, *values), *data)
 
             def count() -> None:
-                jax.debug.callback(adapter._deliver_marker, ordered=True)
+                to_host(adapter._deliver_marker)
 
             scheduled = adapter._scheduled_in_graph(step)
             if scheduled is None:
@@ -371,7 +372,7 @@ class JaxAdapter(JaxProbe, Adapter):
         return (index >= every.start) & ((index - every.start) % every.n == 0)
 
     def _send(self, kind: str, layer: LayerInfo | None, value: Any) -> None:
-        _jax().debug.callback(lambda v: self._buffer_value(kind, layer, v), value, ordered=True)
+        to_host(lambda v: self._buffer_value(kind, layer, v), value)
 
     def _watch_gradient(self, layer: LayerInfo, output: Any) -> Any:
         jax = _jax()
@@ -556,7 +557,8 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
     ``grads``, ``params`` (after the update) and ``updates`` are pytrees shaped like the
     params given to ``ikkuna.attach``; ``activations`` maps layer names to their outputs
     (for example Flax linen's ``sow``/``capture_intermediates``); ``loss`` is a scalar.
-    Everything leaves the step in one ordered ``jax.debug.callback``.
+    Everything leaves the step in one ordered host callback (once per step, with the global
+    arrays, also when the step runs sharded over several devices).
     """
     adapter = monitor.adapter
     if not isinstance(adapter, JaxPytreeAdapter):
@@ -572,7 +574,7 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
         values[K.ACTIVATIONS] = {name: _one_array(name, value) for name, value in activations.items()}
     if loss is not None:
         values[K.LOSS] = loss
-    _jax().debug.callback(adapter.deliver, values, ordered=True)
+    to_host(adapter.deliver, values)
 
 
 def _one_array(name: str, value: Any) -> Any:

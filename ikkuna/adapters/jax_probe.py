@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ikkuna.adapters.jax_host import to_host, wait_for_host
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.probe import (
@@ -94,7 +95,7 @@ class JaxProbe:
         leaves = (jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(rest))
 
         def send() -> None:
-            jax.debug.callback(self._probe_receive_state, *leaves, ordered=True)
+            to_host(self._probe_receive_state, *leaves)
 
         due = self._probe_due_in_graph(step)
         if due is None:
@@ -157,11 +158,11 @@ class JaxProbe:
                 self._probe_queue.task_done()
 
     def finish_probes(self) -> None:
+        # every step dispatched so far has reached the host (the last ones are not lost when
+        # nothing waited for them, e.g. no loss was logged); their probes are queued
+        wait_for_host()
         if not self._probe_ready:
             return
-        import jax
-
-        jax.effects_barrier()  # every step's callbacks have run: their probes are queued
         worker = self._probe_worker
         if worker is not None and worker.is_alive():
             self._probe_queue.put(None)

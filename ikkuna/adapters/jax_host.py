@@ -1,0 +1,52 @@
+"""How the JAX adapters hand values from a traced step to the host: one ordered IO callback.
+
+``jax.debug.callback(..., ordered=True)`` cannot be compiled for more than one device (JAX
+refuses its ordered effect there), so a step over data sharded with ``jax.sharding`` would
+not even compile. An ordered ``jax.experimental.io_callback`` can: under ``jit`` with
+automatic sharding JAX lowers it with a MAXIMAL sharding (one device), so it runs once per
+execution of the step and receives the global arrays (XLA gathers the shards first), not
+once per device with each device's shard. Its ordering holds across the callbacks of one step
+and across steps, as ``ordered=True`` did before.
+
+An IO callback has no differentiation rule, so the values leave through
+``jax.lax.stop_gradient``: a value with no tangent is handed to the callback outside the
+differentiation (a layer's output inside ``nnx.value_and_grad``), and the gradients of the
+step do not change. :func:`wait_for_host` waits until every such call made so far has run
+(JAX dispatches steps asynchronously: a step's call may still be pending when training ends).
+JAX is imported on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_inside = threading.local()  # set while one of these callbacks runs on this thread
+
+
+def to_host(callback: Callable[..., None], *args: Any) -> None:
+    """Call ``callback(*args)`` on the host (with numpy-convertible arrays) once each time the
+    traced code runs, after every earlier call of this function in program order."""
+    import jax
+    from jax.experimental import io_callback
+
+    def call(*values: Any) -> None:
+        _inside.active = True
+        try:
+            callback(*values)
+        finally:
+            _inside.active = False
+
+    io_callback(call, None, *jax.tree_util.tree_map(jax.lax.stop_gradient, args), ordered=True)
+
+
+def wait_for_host() -> None:
+    """Wait until the host calls of every step dispatched so far have run (``detach``: the
+    last steps' values are not lost). Inside such a call it returns at once (waiting there
+    would never end)."""
+    if getattr(_inside, "active", False):
+        return
+    import jax
+
+    jax.effects_barrier()
