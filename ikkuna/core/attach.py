@@ -19,6 +19,8 @@ from ikkuna.core.schedule import LayerSelection, ScheduleLike
 from ikkuna.core.sink import Sink
 from ikkuna.core.ranks import DEFAULT_RANK_MODE, RankCombiner, check_rank_mode
 from ikkuna.doctor.live import DEFAULT_DOCTOR_EVERY, LiveDoctor
+from ikkuna.doctor.live import check_every as check_doctor_every
+from ikkuna.sinks.schema import store_directory
 
 if TYPE_CHECKING:
     from ikkuna.adapters.base import Adapter
@@ -88,6 +90,9 @@ def attach(
     or ``"max"`` (rank 0 stores each value reduced over the ranks); see :mod:`ikkuna.core.ranks`.
     """
     check_rank_mode(ranks)
+    check_doctor_every(doctor_every)
+    if store is not None:
+        store_directory(store)  # a clear TypeError for anything but a path, sinks or not
     probe = as_probe(probe)
     plugins = plugins or get_plugin_manager()
     live_doctor = None if doctor is None else LiveDoctor(doctor, doctor_every, plugins)
@@ -132,6 +137,8 @@ def resolve_metrics(
     """
     if isinstance(specs, (str, Metric)):
         specs = [specs]
+    _check_iterable("metrics", specs, "metric names (str), ikkuna.Metric subclasses or "
+                    "instances, or a preset 'default'/'full'")
     known = plugins.metrics()
     specs = expand_presets(specs, known, adapter_class, probe=probe)
     slots: list[MetricSlot] = []
@@ -221,6 +228,7 @@ def resolve_sinks(
     """Sink names or classes (made with ``Sink.create(store)``) or instances to sink objects."""
     if isinstance(specs, (str, Sink)) or (isinstance(specs, type) and issubclass(specs, Sink)):
         specs = [specs]
+    _check_iterable("sinks", specs, "sink names (str), ikkuna.Sink subclasses or instances")
     known = plugins.sinks()
     sinks: list[Sink] = []
     for spec in specs:
@@ -248,6 +256,13 @@ def resolve_sinks(
 
 def _default_run_name(framework: str) -> str:
     return f"{framework}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def _check_iterable(option: str, specs: Any, accepted: str) -> None:
+    try:
+        iter(specs)
+    except TypeError:
+        raise TypeError(f"{option}= takes one or a list of {accepted}; got {type(specs).__name__}: {specs!r}") from None
 
 
 def _check_run_name(run: Any) -> str:
