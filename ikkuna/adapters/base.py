@@ -76,6 +76,10 @@ class Adapter(ABC):
         The default runs it at once (the step ended on the user's thread)."""
         task()
 
+    def drain(self) -> None:
+        """Wait until the values of steps already dispatched have reached the monitor (called
+        by ``detach()`` while the monitor is still attached; compiled steps may run ahead)."""
+
     def finish_probes(self) -> None:
         """Wait for probe work :meth:`run_probe` deferred (called on detach)."""
 

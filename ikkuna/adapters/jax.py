@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
-from ikkuna.adapters.jax_host import to_host
+from ikkuna.adapters.jax_host import to_host, wait_for_host
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
@@ -202,6 +202,9 @@ class JaxAdapter(JaxProbe, Adapter):
 
     def as_array(self, value: Any, layout: Layout) -> Array:
         return Array.from_numpy(value, layout)
+
+    def drain(self) -> None:
+        wait_for_host()
 
     # -- layers -------------------------------------------------------------------------------
 
@@ -477,6 +480,9 @@ class JaxPytreeAdapter(Adapter):
 
     def as_array(self, value: Any, layout: Layout) -> Array:
         return Array.from_numpy(value, layout)
+
+    def drain(self) -> None:
+        wait_for_host()
 
     def layers(self) -> list[LayerInfo]:
         found: list[LayerInfo] = []

@@ -123,6 +123,12 @@ class Monitor:
         """Remove every hook, deliver the last step's records and close the sinks. Idempotent."""
         if not self.attached:
             return
+        try:
+            self.adapter.drain()  # steps still on their way to the host belong to this run
+        finally:
+            self._finish_detach()
+
+    def _finish_detach(self) -> None:
         self.attached = False
         _live_monitors.discard(self)
         try:

@@ -148,13 +148,12 @@ def train_pytree(store: str, batch_sharding, replicated) -> list[float]:
                                activations=outputs, loss=loss)
         return params, opt_state, loss
 
-    losses = []
+    pending = []
     with monitor:
         for _ in range(STEPS):
             params, opt_state, loss = train_step(params, opt_state, x, y)
-            # waiting for the loss waits for the step's record_step too: detach() does not
-            # wait for a pure-JAX step still running (its values would be dropped)
-            losses.append(float(loss))
+            pending.append(loss)  # nothing waits for a step: detach() must (Adapter.drain)
+    losses = [float(loss) for loss in pending]
     devices = {len(loss.sharding.device_set)} | {
         len(leaf.sharding.device_set) for leaf in jax.tree_util.tree_leaves(params)}
     print(f"losses pytree devices {sorted(devices)} " + " ".join(repr(v) for v in losses),
