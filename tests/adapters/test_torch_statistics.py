@@ -8,21 +8,11 @@ import pytest
 
 import ikkuna
 from ikkuna.core.arrays import Layout
-from ikkuna.core.sink import Sink
 from ikkuna.core.statistics import fired_units, moments
 from tests.adapters.torch_models import image_batch, small_cnn, train_step
+from tests.kept import Kept
 
 NCHW = Layout(batch_axis=0, channel_axis=1)
-
-
-class Kept(Sink):
-    name = "kept"
-
-    def __init__(self) -> None:
-        self.records: list = []
-
-    def write(self, records) -> None:
-        self.records.extend(records)
 
 
 def test_a_cpu_tensor_is_viewed_without_a_copy(torch):

@@ -8,31 +8,14 @@ from __future__ import annotations
 
 import gc
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ikkuna
-from ikkuna.core.sink import Sink
+from tests.kept import Kept, rss_mib
 
 pytestmark = pytest.mark.framework
-
-
-class Kept(Sink):
-    name = "kept"
-
-    def __init__(self) -> None:
-        self.records: list = []
-
-    def write(self, records) -> None:
-        self.records.extend(records)
-
-
-def rss_mib() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def make_mlp(dtype=None, seed: int = 0):

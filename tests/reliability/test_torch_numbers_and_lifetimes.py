@@ -6,31 +6,13 @@ from __future__ import annotations
 import gc
 import math
 import weakref
-from pathlib import Path
 
 import pytest
 
 import ikkuna
-from ikkuna.core.sink import Sink
+from tests.kept import Kept, rss_mib
 
 pytestmark = pytest.mark.framework
-
-
-class Kept(Sink):
-    name = "kept"
-
-    def __init__(self) -> None:
-        self.records: list = []
-
-    def write(self, records) -> None:
-        self.records.extend(records)
-
-
-def rss_mib() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
