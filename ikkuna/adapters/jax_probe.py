@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ikkuna.adapters.jax_host import to_host, wait_for_host
+from ikkuna.adapters.jax_host import to_host
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.probe import (
@@ -158,9 +158,7 @@ class JaxProbe:
                 self._probe_queue.task_done()
 
     def finish_probes(self) -> None:
-        # every step dispatched so far has reached the host (the last ones are not lost when
-        # nothing waited for them, e.g. no loss was logged); their probes are queued
-        wait_for_host()
+        # detach() drained first (JaxAdapter.drain): every dispatched step's probe is queued
         if not self._probe_ready:
             return
         worker = self._probe_worker

@@ -359,7 +359,7 @@ class KerasAdapter(KerasProbe, Adapter):
             if replica is None:
                 self._deliver_after(slots, tensors, iteration)
             else:  # once for all replicas, after each has updated its copy of the weights
-                values = tuple(t.tensor if isinstance(t, _Recomputed) else t for t in tensors)
+                values = tuple(_materialize(t, in_branch=False) for t in tensors)
                 replica.merge_call(functools.partial(self._deliver_merged, tuple(slots)),
                                    args=(values, iteration))
             return result

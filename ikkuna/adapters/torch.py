@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 import weakref
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -38,9 +38,7 @@ def _torch() -> Any:
 def tensor_to_numpy(tensor: Any) -> np.ndarray:
     """A host copy of ``tensor`` as numpy; bfloat16 (which numpy lacks) becomes float32."""
     torch = _torch()
-    tensor = tensor.detach()
-    if tensor.layout != torch.strided:  # sparse gradients (Embedding(sparse=True))
-        tensor = tensor.to_dense()
+    tensor = _dense(tensor)
     dtype = torch.float32 if tensor.dtype == torch.bfloat16 else tensor.dtype
     return tensor.to(device="cpu", dtype=dtype, copy=True).numpy()
 
@@ -57,11 +55,8 @@ def tensor_view(tensor: Any) -> np.ndarray | None:
         return None
 
 
-def torch_empty_like(tensor: Any) -> Any:
-    return _torch().empty_like(tensor, memory_format=_torch().preserve_format).detach()
-
-
 def _dense(tensor: Any) -> Any:
+    """``tensor`` detached, and dense (sparse gradients: ``Embedding(sparse=True)``)."""
     tensor = tensor.detach()
     return tensor.to_dense() if tensor.layout != _torch().strided else tensor
 
@@ -88,7 +83,8 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
         return None
     if tensor.ndim < 2 or layout.channel_axis is None:
         return np.array([bool(tensor.ne(0).any().item())])
-    by_channel = tensor.movedim(layout.channel_axis % tensor.ndim, 0).reshape(tensor.shape[layout.channel_axis], -1)
+    axis = layout.channel_axis % tensor.ndim
+    by_channel = tensor.movedim(axis, 0).reshape(tensor.shape[axis], -1)
     return by_channel.ne(0).any(dim=1).cpu().numpy()
 
 
@@ -415,15 +411,16 @@ class TorchAdapter(TorchProbe, Adapter):
     def _copy_before_step(self, params: list[tuple[LayerInfo, str, Any, Layout]]) -> dict[int, Any]:
         """Each trained parameter's value before the step, in a buffer kept from step to step
         (the update is then computed into it, so no tensor is allocated per step)."""
+        torch = _torch()
         before = {}
-        with _torch().no_grad():
+        with torch.no_grad():
             for _, _, parameter, _ in params:
                 if not parameter.requires_grad:
                     continue
                 buffer = self._buffers.get(id(parameter))
                 if (buffer is None or buffer.shape != parameter.shape or buffer.dtype != parameter.dtype
                         or buffer.device != parameter.device):
-                    buffer = self._buffers[id(parameter)] = torch_empty_like(parameter)
+                    buffer = self._buffers[id(parameter)] = torch.empty_like(parameter.detach())
                 buffer.copy_(parameter.detach())
                 before[id(parameter)] = buffer
         return before
