@@ -17,6 +17,7 @@ import pytest
 import ikkuna
 from tests.conftest import require_framework
 from tests.distributed import jax_sharded_worker as worker
+from tests.distributed.store_checks import duplicate_records
 
 pytestmark = pytest.mark.framework
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,11 +73,8 @@ def test_the_worker_trains_over_two_devices_and_attaching_leaves_the_losses_unch
 def test_a_sharded_step_records_once_per_step_not_once_per_device(jax, sharded_store):
     store, _ = sharded_store
     with sqlite3.connect(store / "ikkuna.sqlite") as connection:
-        duplicates = connection.execute(
-            "SELECT run_id, metric, layer, param, step, COUNT(*) FROM records "
-            "GROUP BY run_id, metric, layer, param, step HAVING COUNT(*) > 1").fetchall()
         runs = connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    assert duplicates == []
+    assert duplicate_records(store) == []
     assert runs == len(worker.RUNS)
     assert sorted(s.name for s in ikkuna.list_runs(store=store)) == sorted(worker.RUNS)
     steps = list(range(worker.STEPS))

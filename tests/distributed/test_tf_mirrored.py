@@ -18,6 +18,7 @@ import pytest
 import ikkuna
 from tests.conftest import require_framework
 from tests.distributed import tf_mirrored_worker as worker
+from tests.distributed.store_checks import duplicate_records
 
 pytestmark = pytest.mark.framework
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,12 +63,9 @@ def test_the_training_really_runs_on_two_replicas(keras, trained):
 def test_one_record_per_metric_layer_param_and_step_not_one_per_replica(keras, trained):
     result, store = trained
     with sqlite3.connect(store / "ikkuna.sqlite") as connection:
-        duplicates = connection.execute(
-            "SELECT run_id, metric, layer, param, step, COUNT(*) FROM records "
-            "GROUP BY run_id, metric, layer, param, step HAVING COUNT(*) > 1").fetchall()
         steps = [step for (step,) in connection.execute(
             "SELECT DISTINCT step FROM records ORDER BY step")]
-    assert duplicates == []
+    assert duplicate_records(store) == []
     assert steps == list(range(result["optimizer_steps"]))  # one stored step per update
     assert [run.name for run in ikkuna.list_runs(store=store)] == [worker.RUN]
     with ikkuna.open_run(worker.RUN, store=store) as run:
