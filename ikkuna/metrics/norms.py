@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.statistics import MOMENTS
-
-
-def squared_norm(values: np.ndarray) -> float:
-    """Sum of squares of all entries, accumulated in float64.
-
-    ``einsum`` rather than ``dot``: BLAS threads spinning next to the framework's own thread
-    pool made a norm cost several times the training step it measures.
-    """
-    flat = np.asarray(values).reshape(-1)
-    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
-
-
-def l2_norm(values: np.ndarray) -> float:
-    """Euclidean norm over all entries, accumulated in float64."""
-    return math.sqrt(squared_norm(values))
 
 
 def norm_ratio(update_norm: float, weight_norm: float) -> float:
