@@ -161,14 +161,16 @@ class Array:
             return self._statistics[name]
         if name not in STATISTICS:
             raise ValueError(f"unknown statistic {name!r}; known: {', '.join(sorted(STATISTICS))}")
-        reducer = self._reducers.get(name) if self._reducers and self._numpy is None else None
-        if reducer is not None and self._native is not None:
+        values = self._numpy
+        reducer = None
+        if values is None and self._native is not None:  # not converted: try not to
+            reducer = (self._reducers or {}).get(name)
+            if reducer is None and self._view is not None:
+                values = self._view(self._native)
+        if reducer is not None:
             value = reducer(self._native, self.layout)
         else:
-            view = None
-            if self._numpy is None and self._native is not None and self._view is not None:
-                view = self._view(self._native)
-            value = FROM_VALUES[name](self.numpy() if view is None else view, self.layout)
+            value = FROM_VALUES[name](self.numpy() if values is None else values, self.layout)
         self._statistics[name] = value
         return value
 

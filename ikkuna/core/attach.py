@@ -262,7 +262,9 @@ def _check_iterable(option: str, specs: Any, accepted: str) -> None:
     try:
         iter(specs)
     except TypeError:
-        raise TypeError(f"{option}= takes one or a list of {accepted}; got {type(specs).__name__}: {specs!r}") from None
+        raise TypeError(
+            f"{option}= takes one or a list of {accepted}; got {type(specs).__name__}: {specs!r}"
+        ) from None
 
 
 def _check_run_name(run: Any) -> str:
