@@ -1,6 +1,6 @@
 """The benchmark's networks, framework-neutral: the parity MLP and a CNN of about 1M parameters.
 
-Layers are ``(name, type, shape)`` as in ``tests/parity/specs.py``, shapes in torch layout
+Layers are ``(name, type, shape)`` as in ``ikkuna/testing/parity/specs.py``, shapes in torch layout
 (``(out, in)`` and ``(out, in, kh, kw)``); each framework's loop builds them with these names.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.parity.specs import MLP, Architecture
+from ikkuna.testing.parity.specs import MLP, Architecture
 
 IMAGE_SIZE = 32
 #: conv 3->32, pool, conv 32->64, pool, conv 64->128, dense 8192->128->10 (3x3 "same" convs,
@@ -33,7 +33,7 @@ CNN = Architecture(
 )
 ARCHITECTURES = {"mlp": MLP, "cnn": CNN}
 DESCRIPTIONS = {
-    "mlp": "the parity MLP (tests/parity/specs.py): dense 8->16, ReLU, dense 16->8, tanh, dense 8->3",
+    "mlp": "the parity MLP (ikkuna/testing/parity/specs.py): dense 8->16, ReLU, dense 16->8, tanh, dense 8->3",
     "cnn": "a CNN on 32x32x3 images: conv 3->32, pool, conv 32->64, pool, conv 64->128, "
            "dense 8192->128->10 (3x3 same convs, ReLU, 2x2 max pools)",
 }

@@ -15,7 +15,7 @@ import ikkuna
 from benchmarks.architectures import channels_last, classes
 from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, time_steps
 from ikkuna.demos.nnx_layers import nnx_layers
-from tests.parity.specs import Architecture
+from ikkuna.testing.parity.specs import Architecture
 
 
 def build(architecture: Architecture) -> Any:

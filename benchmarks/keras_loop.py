@@ -15,7 +15,7 @@ import numpy as np
 import ikkuna
 from benchmarks.architectures import channels_last, classes
 from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, WARMUP_STEPS
-from tests.parity.specs import Architecture
+from ikkuna.testing.parity.specs import Architecture
 
 
 def _keras() -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import ikkuna
 from benchmarks.architectures import classes
 from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, time_steps
-from tests.parity.specs import Architecture
+from ikkuna.testing.parity.specs import Architecture
 
 
 def build(architecture: Architecture) -> Any:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tests.parity.specs import Architecture
+from ikkuna.testing.parity.specs import Architecture
 
 #: Attach options per configuration (``None``: ikkuna is not attached); ``store=`` is added.
 CONFIGURATIONS: dict[str, dict[str, Any] | None] = {

@@ -14,8 +14,8 @@ import pytest
 import ikkuna
 from ikkuna.core import kinds as K
 from ikkuna.metrics import BUILTIN_METRICS
-from tests.parity import jax_parity, keras_parity, torch_parity
-from tests.parity.specs import ARCHITECTURES, STEPS
+from ikkuna.testing import parity
+from ikkuna.testing.parity import ARCHITECTURES, STEPS
 
 COMPARED_KINDS = (K.ACTIVATIONS, K.OUTPUT_GRADIENTS, K.GRADIENTS, K.WEIGHTS, K.UPDATES)
 RELATIVE = 1e-5
@@ -66,19 +66,14 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str,
 
 
 #: Every framework and training style compared with torch.
-CANDIDATES = [("keras", style) for style in keras_parity.STYLES] + [
-    ("jax", style) for style in jax_parity.STYLES
-]
+CANDIDATES = [(framework, style) for framework in ("keras", "jax")
+              for style in parity.styles(framework)]
 CANDIDATE_IDS = [f"{framework}-{style}" for framework, style in CANDIDATES]
 
 
 def run(framework: str, module: Any, architecture: str, style: str | None, **options: Any):
-    spec = ARCHITECTURES[architecture]
-    if framework == "torch":
-        return torch_parity.train(module, spec, **options)
-    if framework == "jax":
-        return jax_parity.train(module, spec, style, **options)
-    return keras_parity.train(module, spec, style, **options)
+    """Train in ``framework`` (its fixture ``module`` is imported and seeded) under attach."""
+    return parity.train(framework, architecture, style, **options)
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,21 @@
-"""Build and train the parity networks in Keras 3, in three training styles."""
+"""The parity networks in Keras 3 on TensorFlow, in three training styles (imports Keras on use)."""
 
 from __future__ import annotations
 
-from types import ModuleType
+import os
 from typing import Any
 
 import numpy as np
 
 import ikkuna
-from tests.parity.specs import BATCH, LEARNING_RATE, Architecture
+from ikkuna.testing.parity.specs import BATCH, LEARNING_RATE, Architecture
 
 STYLES = ("fit", "eager", "tf.function")
 
 
-def build(keras: ModuleType, architecture: Architecture) -> Any:
+def build(architecture: Architecture) -> Any:
+    """The network as a ``keras.Sequential`` with the architecture's weights."""
+    keras = _keras()
     layers = [keras.Input(_channels_last(architecture.input_shape))]
     for name, layer_type, shape in architecture.layers:
         if layer_type == "dense":
@@ -34,6 +36,13 @@ def build(keras: ModuleType, architecture: Architecture) -> Any:
     return model
 
 
+def _keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
 def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (*shape[1:], shape[0]) if len(shape) == 3 else shape
 
@@ -42,11 +51,12 @@ def _to_keras_inputs(inputs: np.ndarray) -> np.ndarray:
     return inputs.transpose(0, 2, 3, 1) if inputs.ndim == 4 else inputs
 
 
-def train(keras: ModuleType, architecture: Architecture, style: str,
-          **attach_options: Any) -> ikkuna.Monitor:
+def train(architecture: Architecture, style: str = "fit", **attach_options: Any) -> ikkuna.Monitor:
+    """Train ``architecture`` in ``style`` with ``ikkuna.attach(model, **attach_options)``."""
+    keras = _keras()
     import tensorflow as tf
 
-    model = build(keras, architecture)
+    model = build(architecture)
     optimizer = keras.optimizers.SGD(LEARNING_RATE)
     loss_function = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     batches = [(_to_keras_inputs(x), y) for x, y in architecture.batches()]

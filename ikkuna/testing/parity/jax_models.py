@@ -1,19 +1,19 @@
-"""Build and train the parity networks in JAX with Flax NNX and optax, jitted or not."""
+"""The parity networks in JAX with Flax NNX and optax, jitted or not (imports JAX on use)."""
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 import ikkuna
-from tests.parity.specs import LEARNING_RATE, Architecture
+from ikkuna.testing.parity.specs import LEARNING_RATE, Architecture
 
 STYLES = ("jit", "eager")
 
 
 def build(architecture: Architecture) -> Any:
+    """The network as an ``nnx.Module`` with the architecture's weights."""
     import jax.numpy as jnp
     from flax import nnx
 
@@ -61,7 +61,9 @@ def build(architecture: Architecture) -> Any:
     return network
 
 
-def train(jax: ModuleType, architecture: Architecture, style: str, **attach_options: Any) -> ikkuna.Monitor:
+def train(architecture: Architecture, style: str = "jit", **attach_options: Any) -> ikkuna.Monitor:
+    """Train ``architecture`` in ``style`` with ``ikkuna.attach(model, **attach_options)``."""
+    import jax
     import optax
     from flax import nnx
 

@@ -1,16 +1,20 @@
-"""Build and train the parity networks in PyTorch."""
+"""The parity networks in PyTorch (imports torch on use)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from types import ModuleType
 from typing import Any
 
+STYLES = ("loop",)
+
 import ikkuna
-from tests.parity.specs import LEARNING_RATE, Architecture
+from ikkuna.testing.parity.specs import LEARNING_RATE, Architecture
 
 
-def build(torch: ModuleType, architecture: Architecture) -> Any:
+def build(architecture: Architecture) -> Any:
+    """The network as an ``nn.Sequential`` with the architecture's weights."""
+    import torch
+
     nn = torch.nn
 
     class GlobalAveragePool(nn.Module):
@@ -37,8 +41,11 @@ def build(torch: ModuleType, architecture: Architecture) -> Any:
     return model
 
 
-def train(torch: ModuleType, architecture: Architecture, **attach_options: Any) -> ikkuna.Monitor:
-    model = build(torch, architecture)
+def train(architecture: Architecture, style: str | None = None, **attach_options: Any) -> ikkuna.Monitor:
+    """Train ``architecture`` for its batches with ``ikkuna.attach(model, **attach_options)``."""
+    import torch
+
+    model = build(architecture)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     with ikkuna.attach(model, optimizer=optimizer, **attach_options) as monitor:
         for inputs, labels in architecture.batches():
