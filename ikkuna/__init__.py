@@ -15,6 +15,7 @@ from ikkuna.core.attach import DEFAULT_METRICS, PRESETS, attach
 from ikkuna.core.bus import Problem
 from ikkuna.core.errors import (
     IkkunaError,
+    IncompatiblePluginError,
     PluginConflictError,
     RunNotFoundError,
     UnknownMetricError,
@@ -23,7 +24,7 @@ from ikkuna.core.errors import (
     UnsupportedModelError,
 )
 from ikkuna.core.events import Event, Histogram, Record
-from ikkuna.core.hookspecs import hookimpl, hookspec
+from ikkuna.core.hookspecs import PLUGIN_API_VERSION, hookimpl, hookspec
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.monitor import Monitor
@@ -56,10 +57,12 @@ __all__ = [
     "Every",
     "Histogram",
     "IkkunaError",
+    "IncompatiblePluginError",
     "LayerInfo",
     "Layout",
     "Metric",
     "Moments",
+    "PLUGIN_API_VERSION",
     "PRESETS",
     "Monitor",
     "PluginConflictError",

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _list(args: argparse.Namespace) -> int:
     from ikkuna.core.attach import DEFAULT_METRICS, supports
+    from ikkuna.core.hookspecs import PLUGIN_API_VERSION
+    from ikkuna.core.plugin_api import accepted_range
 
     plugins = get_plugin_manager()
     adapters = plugins.adapters()
@@ -89,6 +91,8 @@ def _list(args: argparse.Namespace) -> int:
                 ", ".join(able) or "none", f"needs {', '.join(item.needs)}. {describe(item)}")
 
     metrics = [metric_row(name, p) for name, p in sorted(plugins.metrics().items())]
+    print(f"Plugin API {PLUGIN_API_VERSION} (plugins declaring {accepted_range()} load)")
+    print()
     print("Metrics (* = in the default set; cost: cheap < moderate < expensive < probe):")
     header = ("name", "plugin", "cost", "adapters", "about")
     print(format_table(header, metrics, indent="  ") if metrics else "  (none)")

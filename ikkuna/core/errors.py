@@ -29,3 +29,7 @@ class RunNotFoundError(IkkunaError, LookupError):
 
 class UnsupportedMetricError(IkkunaError, ValueError):
     """A metric that requires an adapter capability the model's adapter lacks."""
+
+
+class IncompatiblePluginError(IkkunaError):
+    """A plugin declares a plugin API version this ikkuna does not provide."""

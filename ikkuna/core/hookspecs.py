@@ -3,6 +3,11 @@
 A plugin is a module or object with functions decorated by ``@ikkuna.hookimpl`` and named as
 below. Built-in metrics, sinks and adapters are plugins of exactly this kind. External plugins
 are found through the entry-point group ``ikkuna``.
+
+A plugin declares the version of this contract it was written for as a module attribute,
+``IKKUNA_PLUGIN_API = "1.0"``. ikkuna loads it if the major numbers match and the plugin's
+minor number is at most :data:`PLUGIN_API_VERSION`'s (minor versions only add); otherwise it
+refuses the plugin with a message saying which versions it accepts.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ if TYPE_CHECKING:
     from ikkuna.core.sink import Sink
 
 PROJECT = "ikkuna"
+#: The version of the plugin contract (these hooks, Metric, Sink, Adapter, Array, EventGroup):
+#: ``"MAJOR.MINOR"``. A new minor version only adds; a new major version may break plugins.
+PLUGIN_API_VERSION = "1.0"
+#: The module attribute by which a plugin declares the plugin API version it was built for.
+PLUGIN_API_ATTRIBUTE = "IKKUNA_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

@@ -13,7 +13,8 @@ from typing import Any, Generic, TypeVar
 import pluggy
 
 from ikkuna.core import hookspecs
-from ikkuna.core.errors import PluginConflictError
+from ikkuna.core.errors import IncompatiblePluginError, PluginConflictError
+from ikkuna.core.plugin_api import api_refusal
 
 ENTRY_POINT_GROUP = "ikkuna"
 DISABLED_PLUGINS_VARIABLE = "IKKUNA_DISABLED_PLUGINS"
@@ -36,8 +37,9 @@ class PluginManager:
     """Loads plugins and answers what they provide.
 
     Order at start: names in ``IKKUNA_DISABLED_PLUGINS`` (comma separated) are blocked, entry
-    points of group ``ikkuna`` are loaded (a plugin that fails to import only warns), the
-    built-ins are registered, and ``check_pending()`` turns a misspelled hook into an error.
+    points of group ``ikkuna`` are loaded (a plugin that fails to import, or declares a plugin
+    API this ikkuna does not provide, only warns and is skipped), the built-ins are
+    registered, and ``check_pending()`` turns a misspelled hook into an error.
     """
 
     def __init__(self, *, load_entry_points: bool = True) -> None:
@@ -71,12 +73,25 @@ class PluginManager:
                 self.load_failures[name] = message
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
                 continue
+            dist = getattr(entry_point.dist, "name", "?")
+            refusal = api_refusal(plugin, name, f"distribution {dist!r}, {entry_point.value}")
+            if refusal is not None:
+                self.load_failures[name] = refusal
+                warnings.warn(refusal, RuntimeWarning, stacklevel=2)
+                continue
             self._pm.register(plugin, name=name)
             loaded += 1
         return loaded
 
     def register(self, plugin: Any, name: str | None = None) -> None:
-        """Register a plugin object or module by hand (tests, notebooks)."""
+        """Register a plugin object or module by hand (tests, notebooks).
+
+        Raises :class:`ikkuna.IncompatiblePluginError` if it declares a plugin API this ikkuna
+        does not provide.
+        """
+        refusal = api_refusal(plugin, name or getattr(plugin, "__name__", repr(plugin)))
+        if refusal is not None:
+            raise IncompatiblePluginError(refusal)
         self._pm.register(plugin, name=name)
         self._pm.check_pending()
 

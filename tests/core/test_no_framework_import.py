@@ -1,4 +1,4 @@
-"""`import ikkuna` (and everything that does not train) imports no framework."""
+"""`import ikkuna` (and everything that does not train, ikkuna.testing too) imports no framework."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax", "flax", "optax")
 
 PROBE = """
 import sys
-import ikkuna, ikkuna.cli
+import ikkuna, ikkuna.cli, ikkuna.testing
+from ikkuna.testing import check_layouts
+from ikkuna.metrics.norms import WeightNorm
+check_layouts(WeightNorm)  # a metric tested on every framework's layouts, with no framework
 from ikkuna.core.plugins import PluginManager
 manager = PluginManager()
 manager.metrics(); manager.sinks(); manager.adapters()
@@ -18,7 +21,7 @@ print(",".join(m for m in {modules!r} if m in sys.modules))
 """
 
 
-def test_importing_ikkuna_and_loading_plugins_imports_no_framework():
+def test_importing_ikkuna_loading_plugins_and_checking_layouts_imports_no_framework():
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(modules=FRAMEWORK_MODULES)],
         capture_output=True, text=True, check=True,

@@ -22,19 +22,6 @@ from tests.plugins.distributions import (
 )
 
 
-@pytest.fixture
-def plugin_path(tmp_path, monkeypatch):
-    """A directory on sys.path for plugin distributions; forgets their modules afterwards."""
-    root = tmp_path / "site"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    before = set(sys.modules)
-    yield root
-    for name in set(sys.modules) - before:
-        if name.startswith("ikkuna_test_"):
-            del sys.modules[name]
-
-
 def test_every_hookspec_has_a_docstring_and_is_implemented_by_a_builtin_or_documented():
     specs = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
              if name.startswith("ikkuna_")]
