@@ -1,4 +1,5 @@
-"""The ``ikkuna`` command: list plugins, list and show stored runs, diagnose a run, run the demo."""
+"""The ``ikkuna`` command: list plugins, list and show stored runs, diagnose a run, run the demo,
+write a new plugin package."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
     from ikkuna.report.command import add_command as add_report_command
     add_report_command(commands)
+
+    from ikkuna.scaffold.command import add_command as add_new_plugin_command
+    add_new_plugin_command(commands)
 
     demo = commands.add_parser("demo", help="train a small CNN on scikit-learn's digits, monitored")
     demo.add_argument("--framework", choices=tuple(TRAINERS), default="torch")

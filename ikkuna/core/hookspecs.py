@@ -45,8 +45,9 @@ def ikkuna_metrics() -> list[type[Metric]]:
 def ikkuna_sinks() -> list[type[Sink]]:
     """Return the sink classes this plugin provides.
 
-    Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Sink`,
-    has a unique ``name`` and can be built with keyword arguments only.
+    Called once when the plugin manager starts. Each class subclasses :class:`ikkuna.Sink`
+    and has a unique ``name``. A sink named in ``attach(sinks=[...])`` is made by its
+    ``create(store)`` class method (by default ``cls()``); sink instances can be passed too.
     """
 
 

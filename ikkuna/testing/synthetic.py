@@ -147,7 +147,9 @@ def _activation(canonical: np.ndarray, framework: str) -> Array:
     """Channels-last values as ``framework`` gives them (torch: channels second)."""
     if framework != "torch":
         return Array.from_host(canonical, CHANNELS_LAST)
-    native = np.ascontiguousarray(np.moveaxis(canonical, -1, 1)) if canonical.ndim > 2 else canonical
+    if canonical.ndim <= 2:  # dense outputs: (batch, features), features last as in Keras
+        return Array.from_host(canonical, Layout(batch_axis=0, channel_axis=-1))
+    native = np.ascontiguousarray(np.moveaxis(canonical, -1, 1))
     return Array.from_host(native, Layout(batch_axis=0, channel_axis=1))
 
 
