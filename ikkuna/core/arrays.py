@@ -202,7 +202,9 @@ class Array:
         if self.layout.in_axis is not None:
             order.append(self.layout.in_axis % values.ndim)
         order += [axis for axis in range(values.ndim) if axis not in order]
-        return np.transpose(values, order).reshape(values.shape[order[0]], -1)
+        rows = values.shape[order[0]]
+        fan_in = int(np.prod([values.shape[axis] for axis in order[1:]], dtype=np.int64))
+        return np.transpose(values, order).reshape(rows, fan_in)  # explicit: rows may be 0
 
     def __repr__(self) -> str:
         return f"Array(shape={self.shape}, dtype={self.dtype}, layout={self.layout})"

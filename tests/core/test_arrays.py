@@ -124,6 +124,12 @@ def test_as_matrix_of_keras_conv_kernel_is_out_by_fan_in():
     assert array.as_matrix().shape == (4, 3 * 2 * 5)
 
 
+def test_as_matrix_of_a_weight_with_no_output_unit_or_no_input_is_empty_not_an_error():
+    assert Array.from_numpy(np.zeros((0, 3)), TORCH_KERNEL).as_matrix().shape == (0, 3)
+    assert Array.from_numpy(np.zeros((2, 2, 3, 0)), KERAS_KERNEL).as_matrix().shape == (0, 12)
+    assert Array.from_numpy(np.zeros((3, 0, 2, 2)), TORCH_KERNEL).as_matrix().shape == (3, 0)
+
+
 def test_as_matrix_gives_identical_matrices_for_torch_and_keras_layouts_of_one_kernel():
     torch_kernel = kernel()
     keras_kernel = np.transpose(torch_kernel, (2, 3, 1, 0))
