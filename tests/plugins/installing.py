@@ -30,6 +30,10 @@ def install(target: Path, *folders: Path, timeout: float = 300) -> None:
     setuptools (the build backend of ikkuna and of the plugins it makes). Each folder is built
     from a scratch copy, so a build neither writes into the source tree nor packs stale
     ``build/`` files from it. Raises ``AssertionError`` with pip's output if pip fails.
+
+    Install everything a test needs in one call: like ``pip install --target``, a later call
+    into the same ``target`` leaves folders already there (``bin/``, an earlier package) as
+    they are.
     """
     if not folders:
         raise ValueError("install() needs at least one project folder")
