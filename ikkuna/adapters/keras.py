@@ -435,7 +435,10 @@ class KerasAdapter(KerasProbe, Adapter):
         reader would stop TensorFlow's graph optimizer from rewriting the optimizer's
         arithmetic on the gradient as it does without ikkuna (with BatchNormalization it
         reorders ``lr * (a * b)`` to ``(lr * a) * b``), and the weights would differ in the
-        last bits.
+        last bits. Likewise a layer's output that the next layer's activation reads (a
+        ``Dense`` without activation, then ``Activation("tanh")``) is read as a copy of its
+        matmul or convolution: a second reader would keep the graph optimizer from fusing
+        them into one op (``_FusedMatMul`` with tanh), whose tanh rounds differently.
         """
         tf = _tf()
         light = [(slot, tensor) for slot, tensor in zip(slots, tensors) if slot.kind == K.LOSS]
@@ -456,6 +459,9 @@ class KerasAdapter(KerasProbe, Adapter):
                 self._probe_eager = False
             return
         scheduled = self._scheduled_in_graph(iteration)
+        tensors = [_Recomputed(t, _FUSED_PRODUCERS)
+                   if slot.kind == K.ACTIVATIONS and _feeds_fused_activation(t) else t
+                   for slot, t in zip(slots, tensors)]
 
         def send_all() -> Any:
             values = [_materialize(t, in_branch=True) for t in tensors]
@@ -592,9 +598,11 @@ def _numbers(logs: Any) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Recomputed:
-    """A gradient the host callback gets as a copy made where it is sent (``_recompute``)."""
+    """A value the host callback gets as a copy made where it is sent (``_recompute``): a
+    gradient, or a layer output that an activation fused with its producer reads."""
 
     tensor: Any
+    producers: frozenset[str] | None = None  # the ops it may copy (None: _ELEMENTWISE)
 
 
 #: How the replicas' values of one kind make the global value (see ``_deliver_merged``).
@@ -616,7 +624,9 @@ def _materialize(value: Any, in_branch: bool) -> Any:
     """The tensor the host callback reads for one collected value: a gradient computed again
     inside the sending branch (``in_branch``, see ``_recompute``), replicas' values combined."""
     if isinstance(value, _Recomputed):
-        return _recompute(value.tensor) if in_branch else value.tensor
+        if not in_branch:
+            return value.tensor
+        return _recompute(value.tensor, value.producers or _ELEMENTWISE)
     if not isinstance(value, _Replicas):
         return value
     parts = value.parts[:1] if value.combine == "first" else value.parts
@@ -637,11 +647,19 @@ _ELEMENTWISE = frozenset({
     "Maximum", "Minimum", "Mul", "MulNoNan", "Neg", "RealDiv", "Reciprocal", "Reshape", "Rsqrt",
     "Select", "SelectV2", "Sqrt", "Square", "SquaredDifference", "Squeeze", "Sub",
 })
+#: Ops the graph optimizer fuses with an activation op that reads their output, and the
+#: activations whose fused form (``_FusedMatMul``, ``_FusedConv2D``) rounds differently from
+#: the separate op, so the fusion must happen as without ikkuna. Rectifiers (Relu, Relu6,
+#: LeakyRelu) give the same bits fused or not, and their inputs are read as they are.
+_FUSED_PRODUCERS = _ELEMENTWISE | {"BatchMatMulV2", "BiasAdd", "Conv2D", "DepthwiseConv2dNative",
+                                   "MatMul"}
+_FUSED_ACTIVATIONS = frozenset({"Elu", "Sigmoid", "Tanh"})
 
 
-def _recompute(tensor: Any) -> Any:
+def _recompute(tensor: Any, producers: frozenset[str] = _ELEMENTWISE) -> Any:
     """``tensor`` computed again in the current graph (a ``tf.cond`` branch) by copies of its
-    elementwise producer and of those elementwise inputs that only it reads.
+    producer and of those inputs that only it reads, as long as their ops are ``producers``
+    (elementwise by default; a matmul or convolution too for ``_FUSED_PRODUCERS``).
 
     The copies read the same inputs, so they give the same bits, and they are the only
     readers the host callback adds: the original chain keeps its single reader (the
@@ -653,15 +671,29 @@ def _recompute(tensor: Any) -> Any:
     if _is_eager(tensor):  # a captured constant
         return tensor
     op = tensor.op
-    if op.type not in _ELEMENTWISE or len(op.outputs) != 1:
+    if op.type not in producers or len(op.outputs) != 1:
         return tensor
-    inputs = [_recompute(i) if len(i.consumers()) == 1 else i for i in op.inputs]
+    inputs = [_recompute(i, producers) if len(i.consumers()) == 1 else i for i in op.inputs]
     attrs = {name: value for name, value in op.node_def.attr.items()
              if not name.startswith("_")}
     graph = _tf().compat.v1.get_default_graph()
     copy = graph._create_op_internal(op.type, inputs, [tensor.dtype], attrs=attrs,
                                      name="ikkuna_gradient")
     return copy.outputs[0]
+
+
+def _feeds_fused_activation(tensor: Any) -> bool:
+    """Whether a traced tensor is read (directly or through identities) by an activation op
+    that the graph optimizer may fuse with the op that made it."""
+    if isinstance(tensor, (_Recomputed, _Replicas)) or _is_eager(tensor):
+        return False
+    for consumer in tensor.consumers():
+        if consumer.type in _FUSED_ACTIVATIONS:
+            return True
+        if consumer.type in ("Identity", "IdentityN") and any(
+                _feeds_fused_activation(output) for output in consumer.outputs):
+            return True
+    return False
 
 
 def _first_tensor(value: Any) -> Any:

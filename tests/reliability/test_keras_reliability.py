@@ -105,8 +105,8 @@ def test_fit_memory_does_not_grow_over_5000_steps_with_the_default_metrics(keras
 def fit_losses_and_weights(keras, initial, monitor_options=None):
     """Per-step running losses, History's epoch losses and final weights of 24 unshuffled
     steps (2 epochs) of a ReLU ``dense_model`` with Adam from the weights ``initial``; with
-    ikkuna attached when ``monitor_options`` is given. (ReLU: with an Activation("tanh")
-    layer, recording activations changes the weights in the last bit; a known bug.)"""
+    ikkuna attached when ``monitor_options`` is given. (Separate tanh, sigmoid and ELU
+    layers: see ``test_non_interference.py``.)"""
     model = dense_model(keras, seed=1, activation="relu")
     model.set_weights(initial)
     model.compile(optimizer=keras.optimizers.Adam(0.01),
