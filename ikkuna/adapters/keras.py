@@ -459,9 +459,7 @@ class KerasAdapter(KerasProbe, Adapter):
                 self._probe_eager = False
             return
         scheduled = self._scheduled_in_graph(iteration)
-        tensors = [_Recomputed(t, _FUSED_PRODUCERS)
-                   if slot.kind == K.ACTIVATIONS and _feeds_fused_activation(t) else t
-                   for slot, t in zip(slots, tensors)]
+        tensors = [_as_sent(slot.kind, tensor) for slot, tensor in zip(slots, tensors)]
 
         def send_all() -> Any:
             values = [_materialize(t, in_branch=True) for t in tensors]
@@ -502,7 +500,7 @@ class KerasAdapter(KerasProbe, Adapter):
                 RuntimeWarning, stacklevel=2,
             )
         combined = [_Replicas(tuple(local(value)), _COMBINE.get(slot.kind, "first"),
-                              recompute=slot.kind == K.GRADIENTS)
+                              recompute=_copied_ops(slot.kind, local(value)))
                     for slot, value in zip(slots, values)]
         self._deliver_after(list(slots), combined, iterations[0])
 
@@ -613,11 +611,12 @@ _COMBINE = {K.ACTIVATIONS: "concat", K.OUTPUT_GRADIENTS: "concat", K.INPUTS: "co
 @dataclass(frozen=True)
 class _Replicas:
     """One value of each replica, combined (``"concat"`` on axis 0, ``"sum"``, or the
-    ``"first"``) where the value is sent; gradients with ``recompute`` are read as copies."""
+    ``"first"``) where the value is sent; read as copies (``_recompute``) made of the ops in
+    ``recompute`` where it is given."""
 
     parts: tuple[Any, ...]
     combine: str
-    recompute: bool = False
+    recompute: frozenset[str] | None = None
 
 
 def _materialize(value: Any, in_branch: bool) -> Any:
@@ -630,8 +629,8 @@ def _materialize(value: Any, in_branch: bool) -> Any:
     if not isinstance(value, _Replicas):
         return value
     parts = value.parts[:1] if value.combine == "first" else value.parts
-    if value.recompute and in_branch:
-        parts = tuple(_recompute(part) for part in parts)
+    if value.recompute is not None and in_branch:
+        parts = tuple(_recompute(part, value.recompute) for part in parts)
     if len(parts) == 1:
         return parts[0]
     tf = _tf()
@@ -682,10 +681,31 @@ def _recompute(tensor: Any, producers: frozenset[str] = _ELEMENTWISE) -> Any:
     return copy.outputs[0]
 
 
+def _as_sent(kind: str, tensor: Any) -> Any:
+    """A traced value of ``kind`` as the sending branch reads it: a copy where ``_copied_ops``
+    says so (values already marked, a gradient or the replicas' values, stay as they are)."""
+    if isinstance(tensor, (_Recomputed, _Replicas)):
+        return tensor
+    producers = _copied_ops(kind, [tensor])
+    return tensor if producers is None else _Recomputed(tensor, producers)
+
+
+def _copied_ops(kind: str, tensors: Any) -> frozenset[str] | None:
+    """The ops of which the host callback reads copies for a value of ``kind`` (traced
+    ``tensors``: one, or one per replica); None where it reads the tensors themselves.
+    Gradients are always copied (see ``_deliver_after``); activations where a fusable
+    activation reads them."""
+    if kind == K.GRADIENTS:
+        return _ELEMENTWISE
+    if kind == K.ACTIVATIONS and any(_feeds_fused_activation(t) for t in tensors):
+        return _FUSED_PRODUCERS
+    return None
+
+
 def _feeds_fused_activation(tensor: Any) -> bool:
     """Whether a traced tensor is read (directly or through identities) by an activation op
     that the graph optimizer may fuse with the op that made it."""
-    if isinstance(tensor, (_Recomputed, _Replicas)) or _is_eager(tensor):
+    if not hasattr(tensor, "consumers") or _is_eager(tensor):
         return False
     for consumer in tensor.consumers():
         if consumer.type in _FUSED_ACTIVATIONS:
