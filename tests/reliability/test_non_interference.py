@@ -132,3 +132,27 @@ def test_keras_fit_recording_a_dense_output_read_by_a_separate_activation_is_bit
     for after, wanted in zip(weights, plain, strict=True):
         np.testing.assert_array_equal(after, wanted)
     assert not all(np.array_equal(a, b) for a, b in zip(plain, initial))  # it trained
+
+
+def test_keras_mirrored_fit_recording_a_dense_output_read_by_tanh_is_bitwise_unchanged(
+        keras, tmp_path):
+    """The same under MirroredStrategy on two logical CPUs, where each replica's values are
+    sent once per step by a merge_call (in a subprocess: logical devices must be set up before
+    TensorFlow starts)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.reliability.keras_mirrored_worker", "tanh",
+         str(tmp_path / "store"), str(result)],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+        check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(result.read_text())
+    assert found["replicas"] == 2
+    assert found["layers"] == ["act", "hidden", "out"]  # the Dense output was recorded
+    assert found["losses_with"] == found["losses_without"] and len(found["losses_with"]) == 6
+    assert found["weights_with"] == found["weights_without"]  # bitwise (floats from JSON)
