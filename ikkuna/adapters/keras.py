@@ -135,6 +135,15 @@ class _Patches:
         self._saved.clear()
 
 
+def host_values(value: Any) -> Any:
+    """A value ``monitor.log`` was given, as host data numpy can copy: tensors and variables
+    through their own ``numpy()`` (numpy's ``np.array(tensor)`` fails on a 0-d bfloat16
+    EagerTensor and warns about ``__array__`` on every call); anything else unchanged."""
+    if isinstance(value, np.ndarray) or not callable(getattr(value, "numpy", None)):
+        return value
+    return value.numpy()
+
+
 class KerasAdapter(KerasProbe, Adapter):
     """Monitors a Keras 3 model (Sequential, functional, subclassed) on TensorFlow."""
 
@@ -183,7 +192,7 @@ class KerasAdapter(KerasProbe, Adapter):
         return {"keras": _keras().__version__, "tensorflow": _tf().__version__}
 
     def as_array(self, value: Any, layout: Layout) -> Array:
-        return Array.from_numpy(value, layout)
+        return Array.from_numpy(host_values(value), layout)
 
     # -- layers -------------------------------------------------------------------------------
 

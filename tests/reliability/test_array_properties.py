@@ -326,15 +326,16 @@ def jax_module():
 @given(example=host_data())
 def test_tensorflow_tensors_convert_to_numpys_values_read_only_in_memory_of_their_own(
         tensorflow_module, example):
+    from ikkuna.adapters.keras import host_values
+
     tf = tensorflow_module
     data, dtype, layout = example
     source = numpy_in_layout(data, dtype, layout)
     tensor = tf.constant(source)  # what a Keras step's host callback or monitor.log hands over
     assert tensor.dtype.name == dtype
     expected = expected_values(broadcast_values(data, layout), dtype)
-    arrays = [Array.from_host(tensor.numpy())]  # what the Keras adapter's callback receives
-    if dtype != "bfloat16" or data.ndim:  # monitor.log(inputs=tensor); np.array(copy=True)
-        arrays.append(Array.from_numpy(tensor))  # refuses a 0-d bfloat16 EagerTensor (a bug)
+    arrays = [Array.from_host(tensor.numpy()),  # what the Keras adapter's callback receives
+              Array.from_numpy(host_values(tensor))]  # monitor.log(inputs=tensor)
     for array in arrays:
         assert (array.shape, array.dtype) == (data.shape, host_dtype(dtype))
         assert_moments_equal(array.statistic("moments"), reference_moments(expected))
