@@ -18,6 +18,7 @@ import pytest
 
 import ikkuna
 from ikkuna.core.arrays import Array
+from tests.adapters.jax_models import cross_entropy_step
 from tests.kept import Kept
 
 pytestmark = pytest.mark.framework
@@ -114,14 +115,7 @@ def jax_model_and_step(jit: bool):
         def __call__(self, x):
             return self.head(jax.nn.relu(self.dense1(x)))
 
-    def step(model, optimizer, x, y):
-        def loss_of(model):
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_of)(model)
-        optimizer.update(model, grads)
-        return loss
-
+    step = cross_entropy_step
     model = Net(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
                               wrt=nnx.Param)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import ikkuna
+from tests.adapters.jax_models import cross_entropy_step
 
 pytestmark = pytest.mark.framework
 
@@ -82,14 +83,7 @@ def jax_run(jax, value: float, run: str) -> tuple[ikkuna.Monitor, str]:
         def __call__(self, x):
             return self.head(self.tanh(self.dense1(x)))
 
-    @nnx.jit
-    def step(model, optimizer, x, y):
-        def loss_of(model):
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_of)(model)
-        optimizer.update(model, grads)
-        return loss
+    step = nnx.jit(cross_entropy_step)
 
     model = Net(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
