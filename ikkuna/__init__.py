@@ -35,6 +35,7 @@ from ikkuna.core.sink import RunInfo, Sink
 from ikkuna.core.statistics import Moments
 from ikkuna.doctor import Finding, TrainingProblem, TrainingWarning, diagnose
 from ikkuna.sinks.reader import Run, Series, list_runs, open_run
+from ikkuna.sinks.schema import store_directory
 
 __version__ = "0.1.0"
 
@@ -90,4 +91,5 @@ __all__ = [
     "hookspec",
     "list_runs",
     "open_run",
+    "store_directory",
 ]

@@ -225,7 +225,9 @@ def _check_supported(
 def resolve_sinks(
     specs: Iterable[SinkSpec], plugins: PluginManager, store: str | os.PathLike[str] | None
 ) -> list[Sink]:
-    """Sink names or classes (made with ``Sink.create(store)``) or instances to sink objects."""
+    """Sink names or classes (made with ``Sink.create(directory)``, the store's directory that
+    ``store`` resolves to) or instances to sink objects."""
+    store = store_directory(store)
     if isinstance(specs, (str, Sink)) or (isinstance(specs, type) and issubclass(specs, Sink)):
         specs = [specs]
     _check_iterable("sinks", specs, "sink names (str), ikkuna.Sink subclasses or instances")

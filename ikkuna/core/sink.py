@@ -34,10 +34,12 @@ class Sink:
 
     @classmethod
     def create(cls, store: str | os.PathLike[str] | None = None) -> Sink:
-        """Make the sink when it is named in ``attach(sinks=...)``; ``store`` is attach's ``store=``.
+        """Make the sink when it is named in ``attach(sinks=...)``.
 
-        Sinks that write files put them under the store directory by default; override this to
-        pass it on. The base class ignores ``store``.
+        ``store`` is the store's directory as a Path: attach's ``store=``, else
+        ``$IKKUNA_STORE``, else ``./ikkuna-runs`` (:func:`ikkuna.store_directory`). Sinks that
+        write files put them under it by default; override this to pass it on. The base class
+        ignores ``store``.
         """
         return cls()
 

@@ -4,6 +4,7 @@ by ``ikkuna list`` and whose tests pass as written."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from ikkuna.core.hookspecs import PLUGIN_API_VERSION
@@ -31,12 +32,19 @@ def new_plugin(name: str, directory: str | os.PathLike[str] | None = None) -> tu
         "api": PLUGIN_API_VERSION,
         "ikkuna_version": _ikkuna_version(),
     }
+    existed = root.exists()
     written = []
-    for relative, template in FILES.items():
-        path = root / relative.format(**fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(**fields), encoding="utf-8")
-        written.append(path)
+    try:
+        for relative, template in FILES.items():
+            path = root / relative.format(**fields)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(template.format(**fields), encoding="utf-8")
+            written.append(path)
+    except BaseException:
+        # leave nothing half-written: the directory as it was (absent, or empty)
+        for child in ([root] if not existed else list(root.iterdir())):
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
     return names, written
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from ikkuna.core.hookspecs import PLUGIN_API_VERSION
@@ -26,9 +27,9 @@ def _new_plugin(args: argparse.Namespace) -> int:
     for path in written:
         print(f"  {path.relative_to(root)}")
     steps = [
-        (f"pip install -e {root}", "ikkuna finds the plugin through its entry point"),
+        (f"pip install -e {shlex.quote(str(root))}", "ikkuna finds the plugin through its entry point"),
         ("ikkuna list", f"shows {names.metric} from plugin {names.entry_point}"),
-        (f"pytest {root / 'tests'}", "its tests, on every installed framework"),
+        (f"pytest {shlex.quote(str(root / 'tests'))}", "its tests, on every installed framework"),
     ]
     width = max(len(command) for command, _ in steps)
     print("next:")

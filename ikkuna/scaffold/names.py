@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass
 
@@ -42,7 +41,9 @@ def plugin_names(name: str) -> PluginNames:
             "between them, starting with a letter (for example: grad-noise)"
         )
     slug = re.sub(r"^ikkuna[-_]", "", name.lower()).replace("-", "_")
-    if slug == "ikkuna" or keyword.iskeyword(slug):
-        raise ValueError(f"plugin name {name!r} is not accepted: {slug!r} is reserved; "
-                         "choose a name that says what the plugin measures (for example: grad-noise)")
+    if slug == "ikkuna" or not slug[0].isalpha():
+        raise ValueError(
+            f"plugin name {name!r} is not accepted: after 'ikkuna-' it must still start with a "
+            "letter and say what the plugin measures (for example: grad-noise)"
+        )
     return PluginNames(slug)

@@ -105,9 +105,9 @@ TESTS = '''\
 
 from __future__ import annotations
 
+import ikkuna
 import numpy as np
 import pytest
-from ikkuna.core.plugins import PluginManager
 from ikkuna.testing import (
     check_layouts,
     check_parity,
@@ -138,16 +138,16 @@ def test_values_are_the_root_mean_square_of_each_gradient():
         assert results[key] == pytest.approx(value, rel=1e-9)
 
 
-@pytest.mark.skipif(not installed_frameworks(),
-                    reason="no framework installed (pip install 'ikkuna[torch]')")
+@pytest.mark.skipif(len(installed_frameworks()) < 2,
+                    reason="parity needs two frameworks (pip install 'ikkuna[torch,jax]')")
 def test_same_values_on_every_installed_framework():
     check_parity({class_name})
 
 
 def test_ikkuna_discovers_the_installed_plugin():
-    manager = PluginManager()
+    manager = ikkuna.PluginManager()
     assert manager.metrics()[{class_name}.name].plugin == "{entry_point}"
-    assert manager.load_failures == {{}}
+    assert "{entry_point}" not in manager.load_failures
     assert IKKUNA_PLUGIN_API == "{api}"
 '''
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,8 @@ class MemorySink(Sink):
         self.records.extend(records)
 
 
-def check_layouts(metric: MetricLike, *, steps: int = 3, seed: int = 0, rtol: float = 1e-6) -> Results:
+def check_layouts(metric: MetricLike, *, steps: int = 3, seed: int = 0, rtol: float = 1e-6,
+                  atol: float = 0.0) -> Results:
     """Run ``metric`` on the same synthetic steps in torch, Keras and JAX layouts (no framework
     needed) and assert it records the same values in each; return the torch layout's results.
 
@@ -52,7 +54,8 @@ def check_layouts(metric: MetricLike, *, steps: int = 3, seed: int = 0, rtol: fl
                 raise AssertionError(f"metric {name!r} recorded nothing on the synthetic steps")
             reference = results
         else:
-            assert_results_close(results, reference, rtol=rtol, what=f"{framework} layout vs torch")
+            assert_results_close(results, reference, rtol=rtol, atol=atol,
+                                 what=f"{framework} layout vs torch")
     assert reference is not None
     return reference
 
@@ -76,21 +79,27 @@ def parity_results(metric: MetricLike, framework: str, network: str = "mlp",
                       if record.metric == name or record.metric.startswith(f"{name}."))
 
 
-def check_parity(metric: MetricLike, *, frameworks: Sequence[str] | None = None,
-                 networks: Sequence[str] = ("mlp", "cnn"), rtol: float = 1e-5,
-                 **attach_options: Any) -> dict[tuple[str, str], Results]:
+def check_parity(metric: MetricLike, *, frameworks: str | Sequence[str] | None = None,
+                 networks: str | Sequence[str] = ("mlp", "cnn"), rtol: float = 1e-5,
+                 atol: float = 0.0, **attach_options: Any) -> dict[tuple[str, str], Results]:
     """Train the parity networks in every installed framework (or ``frameworks``) with
-    ``metric`` and assert each records the same values as the first framework, to ``rtol``.
+    ``metric`` and assert each records the same values as the first framework, to ``rtol``
+    (and ``atol``, see :func:`assert_results_close`).
 
     Returns ``{(framework, network): results}``. Raises if no framework is installed or the
-    metric records nothing on a network.
+    metric records nothing on a network; warns that nothing was compared where only one
+    framework runs.
     """
-    chosen = tuple(frameworks) if frameworks is not None else installed_frameworks()
+    chosen = _names(frameworks) if frameworks is not None else installed_frameworks()
     if not chosen:
         raise RuntimeError(
             "no framework is installed to run the parity networks; install one of "
             f"{', '.join(parity.REQUIRED_MODULES)} (pip install 'ikkuna[torch]')"
         )
+    if len(chosen) == 1:
+        warnings.warn(f"check_parity ran only {chosen[0]}: nothing was compared; install a "
+                      "second framework to check parity", UserWarning, stacklevel=2)
+    networks = _names(networks)
     name = type(as_metric(metric)).name
     found: dict[tuple[str, str], Results] = {}
     for network in networks:
@@ -100,7 +109,12 @@ def check_parity(metric: MetricLike, *, frameworks: Sequence[str] | None = None,
                 raise AssertionError(f"metric {name!r} recorded nothing on the {framework} {network}")
             reference = found.get((chosen[0], network))
             if reference is not None:
-                assert_results_close(results, reference, rtol=rtol,
+                assert_results_close(results, reference, rtol=rtol, atol=atol,
                                      what=f"{name} on the {network}: {framework} vs {chosen[0]}")
             found[(framework, network)] = results
     return found
+
+
+def _names(given: str | Sequence[str]) -> tuple[str, ...]:
+    """One name or several, as a tuple (``"torch"`` is one name, not five letters)."""
+    return (given,) if isinstance(given, str) else tuple(given)

@@ -57,7 +57,9 @@ def run_metric(metric: MetricLike, steps: Iterable[Iterable[Event]], *, run: str
     bus = Bus([MetricSlot(metric, plugin="ikkuna.testing")], run, problems.append)
     records: list[Record] = []
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the failure is raised below instead
+        # the bus's "disabled" warning: the failure is raised below instead (numpy's own
+        # warnings from the metric still show)
+        warnings.filterwarnings("ignore", message=r"ikkuna: metric .* raised", category=RuntimeWarning)
         for step, events in enumerate(steps):
             epoch = 0
             needed = None
@@ -71,7 +73,10 @@ def run_metric(metric: MetricLike, steps: Iterable[Iterable[Event]], *, run: str
                 bus.open_step(step, epoch)
             records += bus.close_step()
             if problems:
-                raise MetricFailed(f"{problems[0].message}\n{problems[0].details}")
+                problem = problems[0]
+                where = f"layer {problem.layer!r}, " if problem.layer else ""
+                raise MetricFailed(f"metric {type(metric).name!r} raised at {where}step {problem.step} "
+                                   f"(in ikkuna.testing.run_metric):\n{problem.details}")
     return results_of(records)
 
 
@@ -81,11 +86,12 @@ def results_of(records: Iterable[Record]) -> Results:
 
 
 def assert_results_close(actual: Mapping[ResultKey, Any], expected: Mapping[ResultKey, Any], *,
-                         rtol: float = 1e-5, what: str = "results") -> None:
+                         rtol: float = 1e-5, atol: float = 0.0, what: str = "results") -> None:
     """Assert two results hold the same keys and values to a relative ``rtol``.
 
     A value near zero is judged against the largest value of its series (same metric, layer
-    and param), as float32 arithmetic in different frameworks differs by rounding only.
+    and param), as float32 arithmetic in different frameworks differs by rounding only, and
+    every value may also differ by ``atol`` (for series that are zero but for rounding).
     Histograms must have the same total count, edges to ``rtol`` of their range, and counts
     that differ by at most 2 (a value on a bin edge may fall either side).
     """
@@ -106,7 +112,7 @@ def assert_results_close(actual: Mapping[ResultKey, Any], expected: Mapping[Resu
             _assert_histograms_close(got, want, rtol, where)
             continue
         np.testing.assert_allclose(np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64),
-                                   rtol=rtol, atol=rtol * 0.1 * scales[key[:3]], err_msg=where)
+                                   rtol=rtol, atol=atol + rtol * 0.1 * scales[key[:3]], err_msg=where)
 
 
 def _assert_histograms_close(got: Any, want: Histogram, rtol: float, where: str) -> None:

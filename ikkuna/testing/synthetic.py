@@ -64,14 +64,21 @@ def synthetic_steps(framework: str = "torch", *, steps: int = 3, batch: int = 8,
     ``gradients``, then ``weights`` and ``updates`` after an SGD step, then ``labels``,
     ``loss`` and ``learning_rate``. The same ``seed`` gives the same values in every
     framework's layout. Arrays are fresh on every call (the bus releases them once used).
+
+    The values are independent random draws, not a real forward and backward pass:
+    activations are not the weights applied to the inputs, and gradients are not the loss's
+    (only updates are the weights' change, and ReLU/tanh outputs their functions' ranges).
+    A metric relating two kinds is checked for layouts here, for meaning by
+    :func:`ikkuna.testing.check_parity`.
     """
     if framework not in LAYOUTS:
         raise ValueError(f"unknown framework layout {framework!r}; known: {', '.join(LAYOUTS)}")
     if not isinstance(steps, int) or steps < 1 or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"steps and batch must be ints >= 1, got steps={steps!r}, batch={batch!r}")
+    accepted = ("float16", "float32", "float64")
+    if str(dtype) not in accepted:
+        raise ValueError(f"dtype must be one of {', '.join(accepted)}, got {dtype!r}")
     values = np.dtype(dtype)
-    if values.kind != "f":
-        raise ValueError(f"dtype must be a float dtype, got {dtype!r}")
     rng = np.random.default_rng(seed)
     layers = {layer.name: _layer_info(layer, framework) for layer in NETWORK}
     weights = {

@@ -23,12 +23,43 @@ def test_names_follow_from_the_one_name_given(given, slug):
     assert names.metric == f"{slug}_gradient_rms"
 
 
-@pytest.mark.parametrize("bad", ["", "9lives", "grad noise", "a--b", "-x", "x-", "ikkuna", "class",
-                                 "grad.noise", 3])
+@pytest.mark.parametrize("bad", ["", "9lives", "grad noise", "a--b", "-x", "x-", "ikkuna",
+                                 "ikkuna-1x", "ikkuna_9", "grad.noise", 3])
 def test_a_name_that_cannot_make_a_package_is_refused_saying_what_is_accepted(bad):
     with pytest.raises(ValueError, match="not accepted") as error:
         plugin_names(bad)
     assert "grad-noise" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["grad-noise", "class", "ikkuna-x1", "A_b-C"])
+def test_every_accepted_name_renders_python_that_parses(tmp_path, name):
+    _, written = new_plugin(name, tmp_path / "pkg")
+    for path in written:
+        if path.suffix == ".py":
+            ast.parse(path.read_text(), filename=str(path))
+
+
+def test_a_failed_write_leaves_no_half_written_package(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real_write = Path.write_text
+    calls = []
+
+    def failing_write(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        new_plugin("grad-noise", tmp_path / "pkg")
+    assert not (tmp_path / "pkg").exists()
+    (tmp_path / "empty").mkdir()
+    calls.clear()
+    with pytest.raises(OSError):
+        new_plugin("grad-noise", tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def test_the_package_has_its_entry_point_api_version_metric_and_tests(tmp_path):
@@ -53,6 +84,8 @@ def test_the_command_prints_the_files_and_next_steps(tmp_path, capsys, monkeypat
     out = capsys.readouterr().out
     assert (tmp_path / "ikkuna-grad-noise" / "pyproject.toml").is_file()
     assert "created ikkuna-grad-noise" in out and "pip install -e ikkuna-grad-noise" in out
+    main(["new-plugin", "grad-noise", "--path", str(tmp_path / "my plugins" / "x")])
+    assert f"pip install -e '{tmp_path / 'my plugins' / 'x'}'" in capsys.readouterr().out
     assert "grad_noise_gradient_rms" in out
 
 

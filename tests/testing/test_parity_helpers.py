@@ -27,6 +27,12 @@ def test_check_parity_runs_a_metric_on_every_framework_with_the_same_values(ever
     assert {key[1] for key in torch_results} == {"dense1", "dense2", "dense3"}
 
 
+def test_check_parity_takes_one_name_and_warns_that_one_framework_compares_nothing(torch):
+    with pytest.warns(UserWarning, match="ran only torch: nothing was compared"):
+        found = check_parity(CanonicalRowZeroNorm, frameworks="torch", networks="mlp")
+    assert set(found) == {("torch", "mlp")}
+
+
 def test_check_parity_catches_a_metric_that_ignores_layouts(every_framework):
     with pytest.raises(AssertionError, match="keras vs torch"):
         check_parity(RowZeroNorm, networks=("mlp",), frameworks=("torch", "keras"))

@@ -68,9 +68,9 @@ def test_synthetic_updates_are_the_change_of_the_weights():
 
 
 @pytest.mark.parametrize("bad", [{"framework": "mxnet"}, {"steps": 0}, {"batch": 0},
-                                 {"dtype": "int32"}])
+                                 {"dtype": "int32"}, {"dtype": "bfloat16"}])
 def test_synthetic_steps_refuse_bad_arguments_naming_what_is_accepted(bad):
-    with pytest.raises(ValueError, match="torch, keras, jax|>= 1|float dtype"):
+    with pytest.raises(ValueError, match="torch, keras, jax|>= 1|float16, float32, float64"):
         synthetic_steps(**{"framework": "torch", **bad})
 
 
@@ -140,6 +140,22 @@ def test_run_metric_raises_the_metrics_error_with_its_traceback():
     with pytest.raises(MetricFailed, match="ZeroDivisionError: boom in the metric") as error:
         run_metric(Raises, synthetic_steps("torch"))
     assert "Traceback" in str(error.value)
+    assert "metric 'raises' raised at layer 'conv1', step 0 (in ikkuna.testing.run_metric)" in str(
+        error.value)
+
+
+class LogOfZero(ikkuna.Metric):
+    name = "log_of_zero"
+    needs = ("weights",)
+
+    def compute(self, group):
+        return float(np.log(np.zeros(1))[0])
+
+
+def test_run_metric_lets_the_metrics_own_numpy_warnings_through():
+    with pytest.warns(RuntimeWarning, match="divide by zero"):
+        results = run_metric(LogOfZero, synthetic_steps("torch", steps=1))
+    assert set(results.values()) == {-np.inf}
 
 
 def test_run_metric_catches_a_statistic_metric_that_reads_values():
@@ -166,6 +182,13 @@ def test_an_instance_is_copied_so_each_run_starts_from_its_state():
     first = run_metric(metric, synthetic_steps("torch"))
     second = run_metric(metric, synthetic_steps("torch"))
     assert first == second
+
+
+def test_assert_results_close_takes_an_absolute_tolerance_for_series_zero_but_for_rounding():
+    zero = {("m", "a", None, 0): 0.0}
+    with pytest.raises(AssertionError):
+        assert_results_close({("m", "a", None, 0): 1e-12}, zero)
+    assert_results_close({("m", "a", None, 0): 1e-12}, zero, atol=1e-9)
 
 
 def test_assert_results_close_names_what_differs():

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import IO
 
 import ikkuna
-from ikkuna.sinks.directories import sink_directory
-from ikkuna.sinks.schema import store_directory
 
 #: The folder of the store that a ``markdown_summary`` sink named in ``attach`` writes to.
 STORE_FOLDER = "summaries"
@@ -55,7 +53,11 @@ class MarkdownSummarySink(ikkuna.Sink):
     name = "markdown_summary"
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
-        self.directory = sink_directory(directory, STORE_FOLDER, type(self).__name__)
+        if directory is not None and not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"{type(self).__name__}(directory=...) takes a directory path "
+                            f"(str or os.PathLike) or None, got {type(directory).__name__}")
+        self.directory = (Path(directory) if directory is not None
+                          else ikkuna.store_directory() / STORE_FOLDER)
         self.file_path: Path | None = None  # set by open(): this run's file
         self._file: IO[str] | None = None
         self._run: ikkuna.RunInfo | None = None
@@ -64,7 +66,7 @@ class MarkdownSummarySink(ikkuna.Sink):
 
     @classmethod
     def create(cls, store: str | os.PathLike[str] | None = None) -> MarkdownSummarySink:
-        return cls(store_directory(store) / STORE_FOLDER)
+        return cls(ikkuna.store_directory(store) / STORE_FOLDER)
 
     def open(self, run: ikkuna.RunInfo) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -77,6 +79,7 @@ class MarkdownSummarySink(ikkuna.Sink):
                 "summary: choose another run= name or directory"
             ) from None
         self.file_path, self._run = path, run
+        self._series = {}  # a sink instance reused for another run starts empty
 
     def write(self, records: Sequence[ikkuna.Record]) -> None:
         with self._lock:
