@@ -15,6 +15,7 @@ import ikkuna
 from benchmarks.architectures import channels_last, classes
 from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, time_steps
 from ikkuna.demos.nnx_layers import nnx_layers
+from ikkuna.testing.parity.jax_models import cross_entropy_step
 from ikkuna.testing.parity.specs import Architecture
 
 
@@ -71,15 +72,7 @@ def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) 
     optimizer = nnx.Optimizer(model, transform, wrt=nnx.Param)
     monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
 
-    @nnx.jit
-    def train_step(model: Any, optimizer: Any, inputs: Any, labels: Any) -> Any:
-        def loss_function(model: Any) -> Any:
-            logits = model(inputs)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        loss, grads = nnx.value_and_grad(loss_function)(model)
-        optimizer.update(model, grads)
-        return loss
+    train_step = nnx.jit(cross_entropy_step())
 
     def step() -> None:
         jax.block_until_ready(train_step(model, optimizer, inputs, labels))

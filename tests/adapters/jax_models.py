@@ -166,20 +166,6 @@ def sgd(model: Any, momentum: float | None = None) -> Any:
     return nnx.Optimizer(model, transformation, wrt=nnx.Param)
 
 
-def cross_entropy_step(model: Any, optimizer: Any, x: Any, y: Any) -> Any:
-    """One training step on softmax cross-entropy with integer labels; returns the loss.
-    Wrap it in ``nnx.jit`` for a jitted step."""
-    import optax
-    from flax import nnx
-
-    def loss_of(model: Any) -> Any:
-        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-    loss, grads = nnx.value_and_grad(loss_of)(model)
-    optimizer.update(model, grads)
-    return loss
-
-
 def module_at(model: Any, dotted: str) -> Any:
     """The submodule at a dotted attribute path (``block.layers.0``)."""
     module = model

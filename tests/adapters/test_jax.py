@@ -14,6 +14,7 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
+from ikkuna.testing.parity.jax_models import cross_entropy_step
 from tests.adapters.jax_models import (
     BATCH,
     CLASSES,
@@ -638,15 +639,7 @@ def test_adamw_with_batchnorm_is_bitwise_identical_for_every_metric_that_needs_n
         model = Net(nnx.Rngs(0))
         optimizer = nnx.Optimizer(model, optax.adamw(1e-2, weight_decay=0.1), wrt=nnx.Param)
 
-        @nnx.jit
-        def step(model, optimizer, x, y):
-            def loss_of(model):
-                return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-            loss, grads = nnx.value_and_grad(loss_of)(model)
-            optimizer.update(model, grads)
-            return loss
-
+        step = nnx.jit(cross_entropy_step())
         monitor = ikkuna.attach(model, optimizer=optimizer, metrics=gradient_free) if attached else None
         rng = np.random.default_rng(0)
         losses = []

@@ -18,7 +18,7 @@ import pytest
 
 import ikkuna
 from ikkuna.core.arrays import Array
-from tests.adapters.jax_models import cross_entropy_step
+from ikkuna.testing.parity.jax_models import cross_entropy_step
 from tests.kept import Kept
 
 pytestmark = pytest.mark.framework
@@ -115,7 +115,7 @@ def jax_model_and_step(jit: bool):
         def __call__(self, x):
             return self.head(jax.nn.relu(self.dense1(x)))
 
-    step = cross_entropy_step
+    step = cross_entropy_step()
     model = Net(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
                               wrt=nnx.Param)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ikkuna
-from tests.adapters.jax_models import cross_entropy_step
+from ikkuna.testing.parity.jax_models import cross_entropy_step
 
 pytestmark = pytest.mark.framework
 
@@ -83,7 +83,7 @@ def jax_run(jax, value: float, run: str) -> tuple[ikkuna.Monitor, str]:
         def __call__(self, x):
             return self.head(self.tanh(self.dense1(x)))
 
-    step = nnx.jit(cross_entropy_step)
+    step = nnx.jit(cross_entropy_step())
 
     model = Net(nnx.Rngs(0))
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),

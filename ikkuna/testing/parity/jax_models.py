@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,27 @@ def build(architecture: Architecture) -> Any:
     return network
 
 
+def cross_entropy_step() -> Callable[[Any, Any, Any, Any], Any]:
+    """A new step function ``step(model, optimizer, inputs, labels) -> loss``: softmax
+    cross-entropy with integer labels, ``nnx.value_and_grad``, then ``optimizer.update``.
+
+    A new function on every call, so that each ``nnx.jit`` of it traces anew: a step traced
+    before ``ikkuna.attach`` patched the model must not be reused after it.
+    """
+    import optax
+    from flax import nnx
+
+    def step(model: Any, optimizer: Any, inputs: Any, labels: Any) -> Any:
+        def loss_function(model: Any) -> Any:
+            return optax.softmax_cross_entropy_with_integer_labels(model(inputs), labels).mean()
+
+        loss, grads = nnx.value_and_grad(loss_function)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    return step
+
+
 def train(architecture: Architecture, style: str = "jit", **attach_options: Any) -> ikkuna.Monitor:
     """Train ``architecture`` in ``style`` with ``ikkuna.attach(model, **attach_options)``."""
     import jax
@@ -72,15 +94,7 @@ def train(architecture: Architecture, style: str = "jit", **attach_options: Any)
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE),
                               wrt=nnx.Param)
 
-    def step(model: Any, optimizer: Any, inputs: Any, labels: Any) -> Any:
-        def loss_function(model: Any) -> Any:
-            logits = model(inputs)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-        loss, grads = nnx.value_and_grad(loss_function)(model)
-        optimizer.update(model, grads)
-        return loss
-
+    step = cross_entropy_step()
     if style == "jit":
         step = nnx.jit(step)
     with ikkuna.attach(model, optimizer=optimizer, **attach_options) as monitor:
