@@ -1,23 +1,10 @@
-"""Test helpers shared across test packages: an in-memory sink and the resident memory."""
+"""Test helpers shared across test packages: the resident memory (the in-memory sink is
+:class:`ikkuna.testing.MemorySink`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from ikkuna.core.sink import Sink
-
-
-class Kept(Sink):
-    """Keeps every record it is given, in memory."""
-
-    name = "kept"
-
-    def __init__(self) -> None:
-        self.records: list = []
-
-    def write(self, records) -> None:
-        self.records.extend(records)
 
 
 def rss_mib() -> float:

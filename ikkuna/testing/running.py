@@ -60,17 +60,12 @@ def run_metric(metric: MetricLike, steps: Iterable[Iterable[Event]], *, run: str
         # the bus's "disabled" warning: the failure is raised below instead (numpy's own
         # warnings from the metric still show)
         warnings.filterwarnings("ignore", message=r"ikkuna: metric .* raised", category=RuntimeWarning)
-        for step, events in enumerate(steps):
-            epoch = 0
-            needed = None
+        for index, events in enumerate(steps):
+            events = list(events)
+            first = events[0] if events else None
+            bus.open_step(first.step if first else index, first.epoch if first else 0)
             for event in events:
-                if needed is None:
-                    epoch = event.epoch
-                    needed = bus.open_step(event.step, epoch)
-                if event.kind in needed:
-                    bus.publish(event)
-            if needed is None:
-                bus.open_step(step, epoch)
+                bus.publish(event)  # a kind the metric does not need is dropped there
             records += bus.close_step()
             if problems:
                 problem = problems[0]

@@ -9,8 +9,8 @@ import pytest
 import ikkuna
 from ikkuna.core.arrays import Layout
 from ikkuna.core.statistics import fired_units, moments
+from ikkuna.testing import MemorySink
 from tests.adapters.torch_models import image_batch, small_cnn, train_step
-from tests.kept import Kept
 
 NCHW = Layout(batch_axis=0, channel_axis=1)
 
@@ -62,7 +62,7 @@ def test_default_metrics_copy_parameters_only_never_activations(torch, monkeypat
     inputs, labels = image_batch(torch, 0)
     outputs: dict[str, np.ndarray] = {}
     model.encoder[2].register_forward_hook(lambda m, a, out: outputs.update(relu=out.detach().numpy().copy()))
-    sink = Kept()
+    sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for _ in range(3):
             train_step(torch, model, optimizer, inputs, labels, monitor)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import ikkuna
-from tests.kept import Kept, rss_mib
+from ikkuna.testing import MemorySink
+from tests.kept import rss_mib
 
 pytestmark = pytest.mark.framework
 
@@ -79,7 +80,7 @@ def test_every_training_dtype_records_every_default_metric(jax, dtype):
     optimizer = nnx.Optimizer(model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
                               wrt=nnx.Param)
     step = jitted_step()
-    sink = Kept()
+    sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for x, y in batches(12, dtype):  # dead_unit_fraction records once per 10 steps
             monitor.log(loss=step(model, optimizer, x, y))
@@ -138,7 +139,7 @@ def seeded_training(attached: bool, steps: int = 12):
         model, optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9),
         wrt=nnx.Param)
     step = jitted_step()
-    sink = Kept()
+    sink = MemorySink()
     monitor = (ikkuna.attach(model, optimizer=optimizer, metrics="full", every=3, sinks=[sink])
                if attached else None)
     losses = []

@@ -18,8 +18,8 @@ import pytest
 
 import ikkuna
 from ikkuna.core.arrays import Array
+from ikkuna.testing import MemorySink
 from ikkuna.testing.parity.jax_models import cross_entropy_step
-from tests.kept import Kept
 
 pytestmark = pytest.mark.framework
 
@@ -64,7 +64,7 @@ def keras_data(count=12):
 def test_keras_fit_keeps_no_array_of_a_step_alive(keras, handed):
     model = keras_model(keras)
     inputs, labels = keras_data()
-    sink = Kept()
+    sink = MemorySink()
     monitor = ikkuna.attach(model, metrics="full", sinks=[sink])
     model.fit(inputs, labels, batch_size=4, epochs=1, shuffle=False, verbose=0)
     try:
@@ -84,7 +84,7 @@ def test_keras_eager_gradient_tape_steps_keep_no_tensor_alive(keras, handed):
     loss_of = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     inputs, labels = keras_data()
     outputs: list[weakref.ref] = []  # the tensors the model computed, as the torch test keeps
-    with ikkuna.attach(model, optimizer=optimizer, metrics="full", sinks=[Kept()]) as monitor:
+    with ikkuna.attach(model, optimizer=optimizer, metrics="full", sinks=[MemorySink()]) as monitor:
         for start in range(0, 12, 4):
             x, y = tf.constant(inputs[start:start + 4]), tf.constant(labels[start:start + 4])
             with tf.GradientTape() as tape:
@@ -127,7 +127,7 @@ def test_jax_steps_keep_no_array_alive(jax, handed, jit):
     model, optimizer, step = jax_model_and_step(jit)
     rng = np.random.default_rng(0)
     arrays: list[weakref.ref] = []
-    sink = Kept()
+    sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, metrics="full", sinks=[sink]) as monitor:
         for _ in range(3):
             x = jax.numpy.asarray(rng.standard_normal((4, 4)), jax.numpy.float32)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import ikkuna
-from tests.kept import Kept, rss_mib
+from ikkuna.testing import MemorySink
+from tests.kept import rss_mib
 
 pytestmark = pytest.mark.framework
 
@@ -60,7 +61,7 @@ def test_fit_in_every_training_dtype_records_every_default_metric(keras, policy,
     policy(dtype)
     model = compile_sgd(keras, dense_model(keras))
     inputs, labels = data(24, "float32" if dtype == "mixed_float16" else dtype)
-    sink = Kept()
+    sink = MemorySink()
     monitor = ikkuna.attach(model, sinks=[sink])
     model.fit(inputs, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
     monitor.detach()
@@ -127,7 +128,7 @@ def fit_losses_and_weights(keras, initial, monitor_options=None):
 @pytest.mark.parametrize("options", [{"metrics": "full"}, {"every": 3}], ids=["full", "every3"])
 def test_fit_losses_and_weights_are_bitwise_unchanged_by_ikkuna(keras, options):
     initial = dense_model(keras, seed=0, activation="relu").get_weights()
-    sink = Kept()
+    sink = MemorySink()
     plain = fit_losses_and_weights(keras, initial)
     watched = fit_losses_and_weights(keras, initial, {**options, "sinks": [sink]})
     recorded = {r.step for r in sink.records if r.metric == "activation_mean"}

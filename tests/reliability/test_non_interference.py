@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 import ikkuna
-from tests.kept import Kept
+from ikkuna.testing import MemorySink
 from tests.reliability.test_keras_reliability import dense_model, fit_losses_and_weights
 
 pytestmark = pytest.mark.framework
@@ -33,7 +33,7 @@ def torch_training(torch, attach_options=None):
     batches = [(torch.randn(8, 1, 8, 8, generator=data), torch.randint(0, 3, (8,), generator=data))
                for _ in range(STEPS)]
     torch.manual_seed(2)  # dropout's stream: the same with and without ikkuna
-    sink = Kept()
+    sink = MemorySink()
     monitor = (None if attach_options is None
                else ikkuna.attach(model, optimizer=optimizer, sinks=[sink], **attach_options))
     losses = []
@@ -78,7 +78,7 @@ def test_keras_fit_with_every_builtin_metric_every_3_steps_is_bitwise_unchanged(
     import numpy as np
 
     initial = dense_model(keras, seed=0, activation="relu").get_weights()
-    sink = Kept()
+    sink = MemorySink()
     plain = fit_losses_and_weights(keras, initial)
     watched = fit_losses_and_weights(keras, initial, {"metrics": "full", "every": 3,
                                                       "sinks": [sink]})
@@ -123,7 +123,7 @@ def test_keras_fit_recording_a_dense_output_read_by_a_separate_activation_is_bit
     import numpy as np
 
     initial = dense_model(keras, seed=0, activation=activation).get_weights()
-    sink = Kept()
+    sink = MemorySink()
     plain_losses, plain = keras_fit_weights(keras, activation, initial)
     losses, weights = keras_fit_weights(keras, activation, initial,
                                         {"metrics": ["activation_mean"], "sinks": [sink]})

@@ -10,7 +10,8 @@ import weakref
 import pytest
 
 import ikkuna
-from tests.kept import Kept, rss_mib
+from ikkuna.testing import MemorySink
+from tests.kept import rss_mib
 
 pytestmark = pytest.mark.framework
 
@@ -23,7 +24,7 @@ def test_every_training_dtype_records_every_default_metric(torch, dtype):
     model.register_parameter("scale", torch.nn.Parameter(torch.tensor(1.0, dtype=getattr(torch, dtype))))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     inputs = torch.randn(6, 4).to(getattr(torch, dtype))
-    sink = Kept()
+    sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for _ in range(3):
             optimizer.zero_grad()
@@ -43,7 +44,7 @@ def test_zero_size_batches_and_parameters_record_no_garbage(torch):
     model = torch.nn.Sequential(torch.nn.Linear(3, 0), torch.nn.Flatten())
     model.add_module("head", torch.nn.Linear(0, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    sink = Kept()
+    sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for batch in (4, 0):
             optimizer.zero_grad()
@@ -63,7 +64,7 @@ def test_no_tensor_of_a_step_is_kept_alive_by_ikkuna(torch):
     outputs: list[weakref.ref] = []
     for layer in model:
         layer.register_forward_hook(lambda m, a, out: outputs.append(weakref.ref(out)))
-    with ikkuna.attach(model, optimizer=optimizer, metrics="full", sinks=[Kept()]):
+    with ikkuna.attach(model, optimizer=optimizer, metrics="full", sinks=[MemorySink()]):
         for _ in range(3):
             optimizer.zero_grad()
             model(torch.randn(5, 4)).pow(2).mean().backward()
