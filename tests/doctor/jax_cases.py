@@ -16,6 +16,7 @@ import numpy as np
 
 import ikkuna
 from ikkuna.demos.digits import load
+from ikkuna.testing.parity.jax_models import cross_entropy_step
 
 BATCH = 32
 
@@ -94,14 +95,7 @@ def train(model: Any, *, lr: float = 0.05, momentum: float = 0.9, steps: int = 1
     sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum or None)
     optimizer = nnx.Optimizer(model, sgd, wrt=nnx.Param)
 
-    @nnx.jit
-    def step(model: Any, optimizer: Any, x: Any, y: Any) -> Any:
-        def loss_function(model: Any) -> Any:
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_function)(model)
-        optimizer.update(model, grads)
-        return loss
+    step = nnx.jit(cross_entropy_step())
 
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():
