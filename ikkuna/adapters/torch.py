@@ -19,7 +19,7 @@ from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.ranks import Distribution
-from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, Moments
+from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, ROW_LENGTH, Moments, moments, moments_of_rows
 
 ROOT_LAYER_NAME = "model"
 #: Seconds a rank waits for the others to gather a step's records (``ranks="mean"/"max"``).
@@ -62,18 +62,75 @@ def _dense(tensor: Any) -> Any:
 
 
 def tensor_moments(tensor: Any, layout: Layout) -> Moments:
-    """:class:`Moments` computed by torch on the tensor's own device, in float64 (two passes),
-    with one transfer of four scalars."""
+    """:class:`Moments` computed by torch on the tensor's own device: per-row sums and centered
+    sums of squares (:func:`ikkuna.core.statistics.moments_of_rows`, float32 for float32 and
+    narrower floats), one transfer of two small vectors, combined in float64 on the host.
+    Where those partials cannot be trusted (non-finite values, vanishing magnitudes), exactly
+    in float64 instead. A small CPU tensor goes to numpy (:func:`moments` on a view): torch's
+    per-call cost is larger than the whole sum there."""
     torch = _torch()
     flat = _dense(tensor).reshape(-1)
     count = flat.numel()
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
+    if count < _SMALLEST_FOR_TORCH:
+        view = tensor_view(flat)
+        if view is not None:
+            return moments(view)
+    exact = flat.dtype == torch.float64 or not flat.is_floating_point()
+    work = flat.to(torch.float64) if exact else flat.to(torch.float32)
+    zeros = _zero_count(flat)
+    partial = moments_of_rows(*_row_partials(work), count, zeros)
+    return partial if partial is not None else _exact_moments(flat, zeros)
+
+
+#: Fewer values than this on the CPU are summed by numpy, which is faster there.
+_SMALLEST_FOR_TORCH = 1 << 16
+#: Rows per block of the centered pass: its temporary holds at most this many rows.
+_ROWS_PER_BLOCK = 512
+
+
+def _row_partials(flat: Any) -> np.ndarray:
+    """Each row's mean, sum of deviations from it and their sum of squares (the partials of
+    :func:`ikkuna.core.statistics.moments_of_rows`), as a ``(3, rows)`` numpy array."""
+    torch = _torch()
+    rows = flat.numel() // ROW_LENGTH
+    parts = []
+    if rows:
+        matrix = flat[: rows * ROW_LENGTH].view(rows, ROW_LENGTH)
+        means = matrix.sum(dim=1) / ROW_LENGTH
+        residuals, squares = torch.empty_like(means), torch.empty_like(means)
+        for start in range(0, rows, _ROWS_PER_BLOCK):
+            block = slice(start, start + _ROWS_PER_BLOCK)
+            deviations = matrix[block] - means[block].unsqueeze(1)
+            torch.sum(deviations, dim=1, out=residuals[block])
+            torch.sum(deviations.square_(), dim=1, out=squares[block])
+        parts.append(torch.stack([means, residuals, squares]))
+    rest = flat[rows * ROW_LENGTH:]
+    if rest.numel():
+        mean = rest.mean()
+        deviations = rest - mean
+        parts.append(torch.stack([mean, deviations.sum(), deviations.square_().sum()]).unsqueeze(1))
+    return torch.cat(parts, dim=1).cpu().numpy()
+
+
+def _zero_count(flat: Any) -> int:
+    """Entries equal to zero (a numpy count on a CPU view: torch's is several times slower)."""
+    view = tensor_view(flat)
+    if view is not None:
+        return int(np.count_nonzero(view == 0))
+    return int((flat == 0).sum().item())
+
+
+def _exact_moments(flat: Any, zeros: int) -> Moments:
+    """:class:`Moments` in float64 with two passes (four scalars cross to the host)."""
+    torch = _torch()
+    count = flat.numel()
     values = flat.to(torch.float64)
     total = values.sum()
-    sums = torch.stack([total, values.square().sum(), (values - total / count).square().sum(),
-                        torch.count_nonzero(flat).to(torch.float64)]).cpu().tolist()
-    return Moments(count, sums[0], sums[1], sums[2], count - int(sums[3]))
+    sums = torch.stack([total, values.square().sum(),
+                        (values - total / count).square().sum()]).cpu().tolist()
+    return Moments(count, sums[0], sums[1], sums[2], zeros)
 
 
 def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
@@ -88,9 +145,12 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
     return by_channel.ne(0).any(dim=1).cpu().numpy()
 
 
-#: Statistics computed by torch itself, for tensors off the CPU: only scalars (or one bool per
-#: channel) cross to the host. On the CPU, a zero-copy view serves instead.
+#: Statistics computed by torch itself, for tensors off the CPU: only small vectors (or one
+#: bool per channel) cross to the host.
 DEVICE_REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
+#: On the CPU, torch's threaded reductions compute the moments (several times faster than
+#: numpy's float64 sums on the view); fired units are read from a zero-copy view.
+CPU_REDUCERS = {MOMENTS: tensor_moments}
 
 
 def wrap(tensor: Any, layout: Layout) -> Array:
@@ -98,7 +158,7 @@ def wrap(tensor: Any, layout: Layout) -> Array:
     return Array(tensor, tensor_to_numpy, shape=tuple(tensor.shape),
                  dtype=str(tensor.dtype).removeprefix("torch."), layout=layout,
                  view=tensor_view if on_cpu else None,
-                 reducers=None if on_cpu else DEVICE_REDUCERS)
+                 reducers=CPU_REDUCERS if on_cpu else DEVICE_REDUCERS)
 
 
 def layer_kind(module: Any) -> str:

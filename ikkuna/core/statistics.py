@@ -29,10 +29,23 @@ STATISTICS = {
 _VARIANCE_TOLERANCE = 1e-9
 _FLOAT64_EPSILON = float(np.finfo(np.float64).eps)
 
+#: Values per row of the partial sums a framework computes on its own device (in the tensor's
+#: precision, float32 for float16/bfloat16) before the host combines the rows in float64.
+ROW_LENGTH = 1024
+#: Relative error of moments combined from float32 row partials (:func:`moments_of_rows`):
+#: ``sum_squares`` and ``m2`` within it of the exact values, ``total`` within it of the sum
+#: of magnitudes. Rows of 1024 values summed by a framework's pairwise or cascade reduction
+#: err by a few float32 epsilons (about 1e-7); this bound leaves a margin.
+ROW_PARTIALS_RTOL = 1e-6
+#: Below this mean square, float32 squares of the centered values could underflow, so the
+#: moments are computed exactly instead (vanishing gradients keep their exact norm).
+_SMALLEST_ROW_MEAN_SQUARE = 1e-20
+
 
 @dataclass(frozen=True)
 class Moments:
-    """Sums over all entries of an array, accumulated in float64.
+    """Sums over all entries of an array, accumulated in float64 (or combined in float64 from
+    float32 rows, :func:`moments_of_rows`).
 
     ``m2`` is the centered sum of squares ``sum((x - mean)^2)``; ``zeros`` counts entries
     exactly equal to zero.
@@ -97,6 +110,41 @@ def moments(values: np.ndarray) -> Moments:
         if not error_bound <= _VARIANCE_TOLERANCE:
             m2 = float(np.var(flat, dtype=np.float64)) * count
     return Moments(count, total, sum_squares, m2, count - int(np.count_nonzero(flat)))
+
+
+def moments_of_rows(row_means: np.ndarray, row_residuals: np.ndarray,
+                    row_squares: np.ndarray, count: int, zeros: int) -> Moments | None:
+    """The :class:`Moments` of ``count`` values from per-row partials, combined in float64.
+
+    Each row holds :data:`ROW_LENGTH` values (the last row the rest). For each, the framework
+    hands over the mean ``m`` it centered the row on (any approximation, used exactly as
+    given), the sum of the deviations ``r = sum(x - m)`` and their sum of squares
+    ``q = sum((x - m)^2)``. Then the row's sum is ``n*m + r`` and its centered sum of
+    squares ``q - r^2/n`` (the corrected two-pass algorithm), so no row's sum of squares
+    cancels however large its mean; the rows combine with Chan et al.'s update.
+
+    None where the partials cannot be trusted to :data:`ROW_PARTIALS_RTOL`: a non-finite
+    result (a NaN or infinity among the values, or a float32 overflow), or values so small
+    that their float32 squares underflow. The caller then computes the moments exactly, so
+    NaN and infinities come out as :func:`moments` gives them.
+    """
+    means = np.asarray(row_means, dtype=np.float64).reshape(-1)
+    residuals = np.asarray(row_residuals, dtype=np.float64).reshape(-1)
+    squares = np.asarray(row_squares, dtype=np.float64).reshape(-1)
+    counts = np.full(means.shape, float(ROW_LENGTH))
+    counts[-1] = count - ROW_LENGTH * (len(means) - 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = counts * means + residuals
+        m2s = np.maximum(squares - residuals * residuals / counts, 0.0)
+        total = float(sums.sum())
+        row_means = sums / counts
+        m2 = float(m2s.sum() + (counts * np.square(row_means - total / count)).sum())
+        sum_squares = float(m2s.sum() + (counts * np.square(row_means)).sum())
+    if not (math.isfinite(total) and math.isfinite(m2) and math.isfinite(sum_squares)):
+        return None
+    if zeros < count and sum_squares < count * _SMALLEST_ROW_MEAN_SQUARE:
+        return None
+    return Moments(count, total, sum_squares, m2, zeros)
 
 
 def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | None:

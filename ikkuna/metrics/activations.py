@@ -1,6 +1,6 @@
 """Statistics of each layer's outputs in the training forward pass.
 
-They read only the outputs' moments (float64 sums, see :mod:`ikkuna.core.statistics`), so no
+They read only the outputs' moments (combined in float64, see :mod:`ikkuna.core.statistics`), so no
 copy of the activations is made or kept for them.
 """
 

@@ -8,7 +8,7 @@ import pytest
 
 import ikkuna
 from ikkuna.core.arrays import Layout
-from ikkuna.core.statistics import fired_units, moments
+from ikkuna.core.statistics import ROW_PARTIALS_RTOL, fired_units, moments
 from ikkuna.testing import MemorySink
 from tests.adapters.torch_models import image_batch, small_cnn, train_step
 
@@ -26,23 +26,72 @@ def test_a_cpu_tensor_is_viewed_without_a_copy(torch):
     assert tensor_view(torch.zeros(2, 2).to_sparse()) is None
 
 
+def assert_close_moments(found, expected, rtol):
+    """Equal counts; sums of squares to ``rtol``; the sum to ``rtol`` of the magnitudes."""
+    assert found.count == expected.count and found.zeros == expected.zeros
+    assert found.sum_squares == pytest.approx(expected.sum_squares, rel=rtol)
+    assert found.m2 == pytest.approx(expected.m2, rel=rtol)
+    magnitudes = np.sqrt(expected.sum_squares * expected.count)
+    assert found.total == pytest.approx(expected.total, rel=rtol, abs=rtol * magnitudes)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype):
+@pytest.mark.parametrize("shape", [(6, 5, 4, 4), (64, 32, 33, 3)], ids=["small", "rows"])
+def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype, shape):
     from ikkuna.adapters.torch import tensor_fired_units, tensor_moments, tensor_to_numpy
 
     generator = torch.Generator().manual_seed(0)
-    tensor = torch.relu(torch.randn(6, 5, 4, 4, generator=generator) + 2).to(getattr(torch, dtype))
+    tensor = torch.relu(torch.randn(*shape, generator=generator) + 2).to(getattr(torch, dtype))
     tensor[:, 3] = 0  # a dead channel
     values = tensor_to_numpy(tensor)
     native, expected = tensor_moments(tensor, NCHW), moments(values)
-    assert native.count == expected.count and native.zeros == expected.zeros
-    assert native.mean == pytest.approx(expected.mean, rel=1e-12)
-    assert native.std == pytest.approx(expected.std, rel=1e-9)
-    assert native.norm == pytest.approx(expected.norm, rel=1e-12)
+    # float64 stays exact; float32 and narrower are summed by rows in float32 (numpy takes
+    # small CPU tensors it can view, in float64)
+    rtol = 1e-12 if dtype == "float64" else ROW_PARTIALS_RTOL
+    assert_close_moments(native, expected, rtol)
     assert tensor_fired_units(tensor, NCHW).tolist() == fired_units(values, 1).tolist()
     assert tensor_fired_units(tensor.reshape(-1), Layout()).tolist() == [True]
     assert tensor_fired_units(torch.zeros(0, 3), NCHW) is None
     assert tensor_moments(torch.zeros(0), Layout()).count == 0
+
+
+@pytest.mark.parametrize("offset", [0.0, 50.0, -1e4])
+def test_row_partials_stay_accurate_when_the_mean_dwarfs_the_spread(torch, offset):
+    """The rows are centered on their own means, so no sum of squares cancels."""
+    from ikkuna.adapters.torch import tensor_moments
+
+    generator = torch.Generator().manual_seed(1)
+    tensor = torch.randn(300_001, generator=generator) * 0.01 + offset  # a partial last row
+    expected = moments(tensor.numpy())
+    assert_close_moments(tensor_moments(tensor, Layout()), expected, ROW_PARTIALS_RTOL)
+    assert tensor_moments(tensor, Layout()).std == pytest.approx(0.01, rel=0.01)
+
+
+@pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing"])
+def test_values_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
+    """NaN and infinities come out as numpy gives them; float32 overflow and underflow of
+    the squares fall back to float64."""
+    from ikkuna.adapters.torch import tensor_moments
+
+    generator = torch.Generator().manual_seed(2)
+    tensor = torch.randn(70_000, generator=generator)
+    if special == "nan":
+        tensor[5] = float("nan")
+    elif special == "inf":
+        tensor[5] = float("inf")
+    elif special == "overflow":
+        tensor *= 1e30  # squares overflow float32
+    else:
+        tensor *= 1e-30  # squares underflow float32
+    found, expected = tensor_moments(tensor, Layout()), moments(tensor.numpy())
+    if special in ("nan", "inf"):
+        assert (np.isnan(found.total), np.isinf(found.total)) == (special == "nan", special == "inf")
+        np.testing.assert_equal([found.total, found.sum_squares, found.m2],
+                                [expected.total, expected.sum_squares, expected.m2])
+    else:
+        assert np.isfinite(found.norm) and found.norm > 0
+        assert found.norm == pytest.approx(expected.norm, rel=1e-12)
+        assert found.std == pytest.approx(expected.std, rel=1e-12)
 
 
 def test_default_metrics_copy_parameters_only_never_activations(torch, monkeypatch):
@@ -70,5 +119,5 @@ def test_default_metrics_copy_parameters_only_never_activations(torch, monkeypat
     parameter_shapes = {tuple(p.shape) for p in model.parameters()}
     assert converted and set(converted) <= parameter_shapes  # distance_from_init reads weights
     relu = outputs["relu"]
-    assert records[("activation_mean", "encoder.2", 2)] == pytest.approx(relu.astype(np.float64).mean(), rel=1e-12)
+    assert records[("activation_mean", "encoder.2", 2)] == pytest.approx(relu.astype(np.float64).mean(), rel=ROW_PARTIALS_RTOL)
     assert records[("activation_zero_fraction", "encoder.2", 2)] == np.mean(relu == 0)

@@ -20,11 +20,14 @@ from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.statistics import (
     FIRED_UNITS,
     MOMENTS,
+    ROW_LENGTH,
+    ROW_PARTIALS_RTOL,
     Moments,
     combine_fired,
     combine_moments,
     fired_units,
     moments,
+    moments_of_rows,
 )
 
 RELU = LayerInfo("relu", "other", "numpy", {}, activation="relu")
@@ -230,3 +233,42 @@ def test_moments_of_non_finite_values_warn_nothing():
         warnings.simplefilter("error")
         found = moments(np.array([1.0, np.inf, -np.inf, np.nan], dtype=np.float32))
     assert math.isnan(found.std) and found.count == 4
+
+
+# -- moments from a framework's float32 row partials -------------------------------------------
+
+
+def float32_row_partials(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a framework hands over: per row of ROW_LENGTH values, a float32 mean, the sum of
+    deviations from it and their sum of squares, all computed in float32."""
+    flat = values.astype(np.float32).reshape(-1)
+    rows = [flat[i:i + ROW_LENGTH] for i in range(0, flat.size, ROW_LENGTH)]
+    means = np.array([row.mean(dtype=np.float32) for row in rows], dtype=np.float32)
+    deviations = [row - mean for row, mean in zip(rows, means)]
+    return (means, np.array([d.sum(dtype=np.float32) for d in deviations]),
+            np.array([np.square(d).sum(dtype=np.float32) for d in deviations]))
+
+
+@pytest.mark.parametrize("size", [1, 1000, ROW_LENGTH, 5 * ROW_LENGTH + 7])
+@pytest.mark.parametrize("offset", [0.0, 3.0, -1e4])
+def test_moments_of_float32_rows_are_within_their_tolerance_of_float64(size, offset):
+    values = (np.random.default_rng(size).standard_normal(size) * 0.5 + offset).astype(np.float32)
+    values[::7] = 0.0
+    zeros = int(np.count_nonzero(values == 0))
+    found = moments_of_rows(*float32_row_partials(values), values.size, zeros)
+    expected = moments(values)
+    assert (found.count, found.zeros) == (expected.count, expected.zeros)
+    assert found.sum_squares == pytest.approx(expected.sum_squares, rel=ROW_PARTIALS_RTOL)
+    assert found.m2 == pytest.approx(expected.m2, rel=ROW_PARTIALS_RTOL, abs=1e-30)
+    magnitudes = float(np.abs(values.astype(np.float64)).sum())
+    assert found.total == pytest.approx(expected.total, abs=ROW_PARTIALS_RTOL * magnitudes)
+
+
+@pytest.mark.parametrize("values", [np.array([1.0, np.nan]), np.array([np.inf, 1.0]),
+                                    np.full(3000, 1e-15)], ids=["nan", "inf", "vanishing"])
+def test_moments_of_rows_refuse_what_float32_rows_cannot_hold(values):
+    """The caller computes these exactly instead (see the adapters)."""
+    with np.errstate(invalid="ignore"):
+        partials = float32_row_partials(values)
+    assert moments_of_rows(*partials, values.size, 0) is None
+    assert moments_of_rows(*float32_row_partials(np.zeros(5)), 5, 5) == Moments(5, 0.0, 0.0, 0.0, 5)
