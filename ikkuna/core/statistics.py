@@ -11,7 +11,10 @@ joined arrays would.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,9 +99,35 @@ def moments(values: np.ndarray) -> Moments:
     that bound exceeds ``_VARIANCE_TOLERANCE`` (a mean large next to the spread, or a
     non-finite value), a second, centered pass computes it. ``einsum`` rather than ``dot``:
     BLAS threads spinning next to the framework's own thread pool made a norm cost several
-    times the training step it measures.
+    times the training step it measures. A large array is summed in two halves at once, the
+    second on a helper thread (numpy releases the GIL, and the framework waits for the host
+    callback that runs this, so a core is free), and the halves combine exactly as above.
     """
     flat = np.asarray(values).reshape(-1)
+    if flat.size >= _TWO_HALVES_FROM:
+        half = flat.size // 2
+        second = _helper().submit(_moments_of_flat, flat[half:])
+        return _moments_of_flat(flat[:half]) + second.result()
+    return _moments_of_flat(flat)
+
+
+#: Arrays with at least this many values are summed in two halves on two threads.
+_TWO_HALVES_FROM = 1 << 18
+_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
+_helper_lock = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """The one helper thread that sums second halves (started on first use, and anew in a
+    forked child, which has no thread of its parent's)."""
+    global _helper_pool
+    with _helper_lock:
+        if _helper_pool is None or _helper_pool[0] != os.getpid():
+            _helper_pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ikkuna-sums"))
+        return _helper_pool[1]
+
+
+def _moments_of_flat(flat: np.ndarray) -> Moments:
     count = flat.size
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
@@ -109,7 +138,8 @@ def moments(values: np.ndarray) -> Moments:
         error_bound = count * _FLOAT64_EPSILON * sum_squares / m2 if m2 > 0 else math.inf
         if not error_bound <= _VARIANCE_TOLERANCE:
             m2 = float(np.var(flat, dtype=np.float64)) * count
-    return Moments(count, total, sum_squares, m2, count - int(np.count_nonzero(flat)))
+    # counting what equals zero is several times faster than counting what does not
+    return Moments(count, total, sum_squares, m2, int(np.count_nonzero(flat == 0)))
 
 
 def moments_of_rows(row_means: np.ndarray, row_residuals: np.ndarray,
@@ -157,7 +187,17 @@ def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | No
     if values.ndim < 2 or channel_axis is None:
         return np.array([np.any(values != 0)])
     axis = channel_axis % values.ndim
-    return np.any(values != 0, axis=tuple(a for a in range(values.ndim) if a != axis))
+    others = tuple(a for a in range(values.ndim) if a != axis)
+    split = others[0]
+    if values.size >= _TWO_HALVES_FROM and values.shape[split] >= 2:  # as moments(): two threads
+        half = values.shape[split] // 2
+        second = _helper().submit(_fired, values[(slice(None),) * split + (slice(half, None),)], others)
+        return _fired(values[(slice(None),) * split + (slice(None, half),)], others) | second.result()
+    return _fired(values, others)
+
+
+def _fired(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    return np.any(values != 0, axis=axes)
 
 
 def combine_moments(parts: Sequence[Moments]) -> Moments:

@@ -272,3 +272,34 @@ def test_moments_of_rows_refuse_what_float32_rows_cannot_hold(values):
         partials = float32_row_partials(values)
     assert moments_of_rows(*partials, values.size, 0) is None
     assert moments_of_rows(*float32_row_partials(np.zeros(5)), 5, 5) == Moments(5, 0.0, 0.0, 0.0, 5)
+
+
+def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch):
+    """Above the size where a helper thread sums the second half, the moments and fired units
+    equal those of one pass (to float64 rounding), in a forked child too."""
+    import os
+    import signal
+
+    import ikkuna.core.statistics as statistics
+
+    rng = np.random.default_rng(5)
+    values = np.maximum(rng.standard_normal((40, 30, 30, 8)), 0).astype(np.float32)
+    values[:, :, :, 3] = 0
+    assert values.size >= statistics._TWO_HALVES_FROM
+    halves, fired = moments(values), fired_units(values, -1)
+    monkeypatch.setattr(statistics, "_TWO_HALVES_FROM", values.size + 1)
+    whole = moments(values)
+    assert (halves.count, halves.zeros) == (whole.count, whole.zeros)
+    for name in ("total", "sum_squares", "m2"):
+        assert getattr(halves, name) == pytest.approx(getattr(whole, name), rel=1e-12)
+    assert fired.tolist() == fired_units(values, -1).tolist() == [True, True, True, False] + [True] * 4
+    monkeypatch.undo()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the parent's helper thread does not exist here: a new one must start
+        signal.alarm(30)  # a child stuck waiting for the parent's thread dies, writing nothing
+        os.write(write, repr(moments(values).zeros).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    assert os.read(read, 64).decode() == repr(whole.zeros)
