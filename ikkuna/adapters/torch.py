@@ -85,7 +85,7 @@ def tensor_moments(tensor: Any, layout: Layout) -> Moments:
 
 
 #: Fewer values than this on the CPU are summed by numpy, which is faster there.
-_SMALLEST_FOR_TORCH = 1 << 16
+_SMALLEST_FOR_TORCH = 1 << 17
 #: Rows per block of the centered pass: its temporary holds at most this many rows.
 _ROWS_PER_BLOCK = 512
 
@@ -134,23 +134,25 @@ def _exact_moments(flat: Any, zeros: int) -> Moments:
 
 
 def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
-    """:func:`ikkuna.core.statistics.fired_units` computed by torch on the tensor's device."""
+    """:func:`ikkuna.core.statistics.fired_units` computed by torch on the tensor's device: a
+    channel fired where its largest or smallest value is not zero (NaN, as ``x != 0``, counts
+    as fired), reduced in place, without moving channels."""
     tensor = _dense(tensor)
     if tensor.numel() == 0:
         return None
     if tensor.ndim < 2 or layout.channel_axis is None:
         return np.array([bool(tensor.ne(0).any().item())])
     axis = layout.channel_axis % tensor.ndim
-    by_channel = tensor.movedim(axis, 0).reshape(tensor.shape[axis], -1)
-    return by_channel.ne(0).any(dim=1).cpu().numpy()
+    others = tuple(a for a in range(tensor.ndim) if a != axis)
+    return (tensor.amax(dim=others).ne(0) | tensor.amin(dim=others).ne(0)).cpu().numpy()
 
 
 #: Statistics computed by torch itself, for tensors off the CPU: only small vectors (or one
 #: bool per channel) cross to the host.
 DEVICE_REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
-#: On the CPU, torch's threaded reductions compute the moments (several times faster than
-#: numpy's float64 sums on the view); fired units are read from a zero-copy view.
-CPU_REDUCERS = {MOMENTS: tensor_moments}
+#: On the CPU too, torch's threaded reductions are several times faster than numpy's on a
+#: view (small tensors go to numpy inside :func:`tensor_moments`).
+CPU_REDUCERS = DEVICE_REDUCERS
 
 
 def wrap(tensor: Any, layout: Layout) -> Array:

@@ -36,12 +36,13 @@ def assert_close_moments(found, expected, rtol):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
-@pytest.mark.parametrize("shape", [(6, 5, 4, 4), (64, 32, 33, 3)], ids=["small", "rows"])
+@pytest.mark.parametrize("shape", [(6, 5, 4, 4), (64, 32, 33, 3)], ids=["small", "rows"])  # rows: > _SMALLEST_FOR_TORCH
 def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype, shape):
-    from ikkuna.adapters.torch import tensor_fired_units, tensor_moments, tensor_to_numpy
+    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_fired_units, tensor_moments, tensor_to_numpy
 
     generator = torch.Generator().manual_seed(0)
     tensor = torch.relu(torch.randn(*shape, generator=generator) + 2).to(getattr(torch, dtype))
+    assert (tensor.numel() >= _SMALLEST_FOR_TORCH) == (shape[0] == 64)  # "rows" sums in torch
     tensor[:, 3] = 0  # a dead channel
     values = tensor_to_numpy(tensor)
     native, expected = tensor_moments(tensor, NCHW), moments(values)
@@ -71,10 +72,10 @@ def test_row_partials_stay_accurate_when_the_mean_dwarfs_the_spread(torch, offse
 def test_values_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
     """NaN and infinities come out as numpy gives them; float32 overflow and underflow of
     the squares fall back to float64."""
-    from ikkuna.adapters.torch import tensor_moments
+    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_moments
 
     generator = torch.Generator().manual_seed(2)
-    tensor = torch.randn(70_000, generator=generator)
+    tensor = torch.randn(_SMALLEST_FOR_TORCH + 100, generator=generator)  # summed by torch
     if special == "nan":
         tensor[5] = float("nan")
     elif special == "inf":
