@@ -106,8 +106,8 @@ def moments(values: np.ndarray) -> Moments:
     flat = np.asarray(values).reshape(-1)
     if flat.size >= _TWO_HALVES_FROM:
         half = flat.size // 2
-        second = _helper().submit(_moments_of_flat, flat[half:])
-        return _moments_of_flat(flat[:half]) + second.result()
+        first, second = _in_two_threads(_moments_of_flat, (flat[:half],), (flat[half:],))
+        return first + second
     return _moments_of_flat(flat)
 
 
@@ -125,6 +125,18 @@ def _helper() -> ThreadPoolExecutor:
         if _helper_pool is None or _helper_pool[0] != os.getpid():
             _helper_pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ikkuna-sums"))
         return _helper_pool[1]
+
+
+def _in_two_threads(function: Callable[..., Any], first: tuple[Any, ...],
+                    second: tuple[Any, ...]) -> tuple[Any, Any]:
+    """``function(*first)`` on this thread and ``function(*second)`` on the helper, at once;
+    both here where the helper takes no more work (the interpreter is shutting down: a
+    monitor detached at exit still delivers its last steps)."""
+    try:
+        pending = _helper().submit(function, *second)
+    except RuntimeError:
+        return function(*first), function(*second)
+    return function(*first), pending.result()
 
 
 def _moments_of_flat(flat: np.ndarray) -> Moments:
@@ -191,8 +203,10 @@ def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | No
     split = others[0]
     if values.size >= _TWO_HALVES_FROM and values.shape[split] >= 2:  # as moments(): two threads
         half = values.shape[split] // 2
-        second = _helper().submit(_fired, values[(slice(None),) * split + (slice(half, None),)], others)
-        return _fired(values[(slice(None),) * split + (slice(None, half),)], others) | second.result()
+        before = (slice(None),) * split
+        first, second = _in_two_threads(_fired, (values[before + (slice(None, half),)], others),
+                                        (values[before + (slice(half, None),)], others))
+        return first | second
     return _fired(values, others)
 
 

@@ -299,3 +299,19 @@ def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch)
     monkeypatch.setattr(statistics.os, "getpid", lambda pid=os.getpid(): pid + 1)
     childs = statistics._helper()
     assert childs is not parents and childs.submit(int, "7").result(timeout=30) == 7
+
+
+def test_large_arrays_are_summed_here_when_the_helper_takes_no_more_work(monkeypatch):
+    """At interpreter exit (a monitor detached then delivers its last steps) the helper
+    refuses new work; the sums are then done on the calling thread, with the same result."""
+    import ikkuna.core.statistics as statistics
+
+    class ShutDown:
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    values = np.arange(statistics._TWO_HALVES_FROM * 2, dtype=np.float32).reshape(-1, 4) % 7
+    expected, fired = moments(values), fired_units(values, -1)
+    monkeypatch.setattr(statistics, "_helper", ShutDown)
+    assert moments(values) == expected
+    assert fired_units(values, -1).tolist() == fired.tolist()
