@@ -73,6 +73,8 @@ def tensor_moments(tensor: Any, layout: Layout) -> Moments:
     count = flat.numel()
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
+    if flat.is_complex():  # numpy's moments refuse it, as they did before torch summed rows
+        return moments(tensor_to_numpy(flat))
     if count < _SMALLEST_FOR_TORCH:
         view = tensor_view(flat)
         if view is not None:
@@ -133,6 +135,10 @@ def _exact_moments(flat: Any, zeros: int) -> Moments:
     return Moments(count, sums[0], sums[1], sums[2], zeros)
 
 
+#: Integer dtypes with ``amax``/``amin`` on every device (unsigned ones beyond uint8 lack them).
+_SIGNED_INTEGERS = frozenset(f"torch.int{bits}" for bits in (8, 16, 32, 64))
+
+
 def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
     """:func:`ikkuna.core.statistics.fired_units` computed by torch on the tensor's device: a
     channel fired where its largest or smallest value is not zero (NaN, as ``x != 0``, counts
@@ -144,7 +150,9 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
         return np.array([bool(tensor.ne(0).any().item())])
     axis = layout.channel_axis % tensor.ndim
     others = tuple(a for a in range(tensor.ndim) if a != axis)
-    return (tensor.amax(dim=others).ne(0) | tensor.amin(dim=others).ne(0)).cpu().numpy()
+    if (tensor.is_floating_point() and tensor.dtype.itemsize > 1) or str(tensor.dtype) in _SIGNED_INTEGERS:
+        return (tensor.amax(dim=others).ne(0) | tensor.amin(dim=others).ne(0)).cpu().numpy()
+    return tensor.ne(0).any(dim=others).cpu().numpy()  # complex, unsigned, float8: no amax
 
 
 #: Statistics computed by torch itself, for tensors off the CPU: only small vectors (or one

@@ -113,25 +113,41 @@ def moments(values: np.ndarray) -> Moments:
 
 #: Arrays with at least this many values are summed in two halves on two threads.
 _TWO_HALVES_FROM = 1 << 18
-_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
+_helper_pool: ThreadPoolExecutor | None = None
 _helper_lock = threading.Lock()
+
+
+_HELPER_NAME = "ikkuna-sums"
 
 
 def _helper() -> ThreadPoolExecutor:
     """The one helper thread that sums second halves (started on first use, and anew in a
-    forked child, which has no thread of its parent's)."""
+    forked child: :func:`_forget_helper_in_child`)."""
     global _helper_pool
     with _helper_lock:
-        if _helper_pool is None or _helper_pool[0] != os.getpid():
-            _helper_pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ikkuna-sums"))
-        return _helper_pool[1]
+        if _helper_pool is None:
+            _helper_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_HELPER_NAME)
+        return _helper_pool
+
+
+def _forget_helper_in_child() -> None:
+    """After fork: the parent's helper thread and the lock's holder are not in the child."""
+    global _helper_pool, _helper_lock
+    _helper_pool, _helper_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_helper_in_child)
 
 
 def _in_two_threads(function: Callable[..., Any], first: tuple[Any, ...],
                     second: tuple[Any, ...]) -> tuple[Any, Any]:
     """``function(*first)`` on this thread and ``function(*second)`` on the helper, at once;
     both here where the helper takes no more work (the interpreter is shutting down: a
-    monitor detached at exit still delivers its last steps)."""
+    monitor detached at exit still delivers its last steps), or this is the helper (it would
+    wait for itself)."""
+    if threading.current_thread().name.startswith(_HELPER_NAME):
+        return function(*first), function(*second)
     try:
         pending = _helper().submit(function, *second)
     except RuntimeError:

@@ -122,3 +122,34 @@ def test_default_metrics_copy_parameters_only_never_activations(torch, monkeypat
     relu = outputs["relu"]
     assert records[("activation_mean", "encoder.2", 2)] == pytest.approx(relu.astype(np.float64).mean(), rel=ROW_PARTIALS_RTOL)
     assert records[("activation_zero_fraction", "encoder.2", 2)] == np.mean(relu == 0)
+
+
+def test_tensors_of_several_blocks_of_rows_are_summed_whole(torch):
+    """More rows than one block of the centered pass (and a partial last row)."""
+    from ikkuna.adapters.torch import _ROWS_PER_BLOCK, tensor_moments
+    from ikkuna.core.statistics import ROW_LENGTH
+
+    generator = torch.Generator().manual_seed(3)
+    size = 2 * _ROWS_PER_BLOCK * ROW_LENGTH + 5 * ROW_LENGTH + 7
+    tensor = torch.randn(size, generator=generator) * 3 + 1
+    assert_close_moments(tensor_moments(tensor, Layout()), moments(tensor.numpy()), ROW_PARTIALS_RTOL)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint32", "int16", "bool", "complex64", "float16"])
+def test_fired_units_of_any_dtype_torch_holds(torch, dtype):
+    """amax/amin where torch has them, else ``x != 0``: unsigned, complex, bool tensors too."""
+    from ikkuna.adapters.torch import tensor_fired_units, wrap
+
+    tensor = torch.ones(70_000, 4).to(getattr(torch, dtype))
+    tensor[:, 2] = 0
+    expected = [True, True, False, True]
+    assert tensor_fired_units(tensor, NCHW).tolist() == expected
+    assert wrap(tensor, NCHW).statistic("fired_units").tolist() == expected
+
+
+def test_complex_tensors_are_refused_as_numpy_refuses_them_not_cut_to_their_real_part(torch):
+    from ikkuna.adapters.torch import tensor_moments
+
+    for size in (10, 300_000):  # numpy's path and the rows' path
+        with pytest.raises(TypeError):
+            tensor_moments(torch.ones(size, dtype=torch.complex64) * 1j, Layout())

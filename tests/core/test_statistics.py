@@ -293,12 +293,22 @@ def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch)
         assert getattr(halves, name) == pytest.approx(getattr(whole, name), rel=1e-12)
     assert fired.tolist() == fired_units(values, -1).tolist() == [True, True, True, False] + [True] * 4
     monkeypatch.undo()
-    # a forked child has none of its parent's threads: there the helper must start anew
-    # (forking this test process itself could deadlock: JAX and torch have threads here)
+    # a forked child has none of its parent's threads (and no holder of the lock): there the
+    # helper must start anew; forking this test process itself could deadlock (JAX and
+    # torch have threads here), so the hook os.register_at_fork runs in the child is called
     parents = statistics._helper()
-    monkeypatch.setattr(statistics.os, "getpid", lambda pid=os.getpid(): pid + 1)
+    statistics._forget_helper_in_child()
     childs = statistics._helper()
     assert childs is not parents and childs.submit(int, "7").result(timeout=30) == 7
+    parents.shutdown()
+
+
+def test_the_helper_thread_sums_a_large_array_itself_instead_of_waiting_for_itself():
+    import ikkuna.core.statistics as statistics
+
+    values = np.ones(statistics._TWO_HALVES_FROM * 2, dtype=np.float32)
+    inside = statistics._helper().submit(moments, values)
+    assert inside.result(timeout=30) == moments(values)
 
 
 def test_large_arrays_are_summed_here_when_the_helper_takes_no_more_work(monkeypatch):
