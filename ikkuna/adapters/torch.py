@@ -19,7 +19,14 @@ from ikkuna.core import kinds as K
 from ikkuna.core.arrays import Array, Layout
 from ikkuna.core.layers import LayerInfo, activation_name
 from ikkuna.core.ranks import Distribution
-from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, ROW_LENGTH, Moments, moments, moments_of_rows
+from ikkuna.core.statistics import (
+    FIRED_UNITS,
+    MOMENTS,
+    ROW_LENGTH,
+    Moments,
+    moments,
+    moments_of_rows,
+)
 
 ROOT_LAYER_NAME = "model"
 #: Seconds a rank waits for the others to gather a step's records (``ranks="mean"/"max"``).
@@ -64,7 +71,7 @@ def _dense(tensor: Any) -> Any:
 def tensor_moments(tensor: Any, layout: Layout) -> Moments:
     """:class:`Moments` computed by torch on the tensor's own device: per-row sums and centered
     sums of squares (:func:`ikkuna.core.statistics.moments_of_rows`, float32 for float32 and
-    narrower floats), one transfer of two small vectors, combined in float64 on the host.
+    narrower floats), one transfer of a ``(3, rows)`` array, combined in float64 on the host.
     Where those partials cannot be trusted (non-finite values, vanishing magnitudes), exactly
     in float64 instead. A small CPU tensor goes to numpy (:func:`moments` on a view): torch's
     per-call cost is larger than the whole sum there."""
@@ -155,20 +162,16 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
     return tensor.ne(0).any(dim=others).cpu().numpy()  # complex, unsigned, float8: no amax
 
 
-#: Statistics computed by torch itself, for tensors off the CPU: only small vectors (or one
-#: bool per channel) cross to the host.
-DEVICE_REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
-#: On the CPU too, torch's threaded reductions are several times faster than numpy's on a
-#: view (small tensors go to numpy inside :func:`tensor_moments`).
-CPU_REDUCERS = DEVICE_REDUCERS
+#: Statistics computed by torch itself, on any device: only small vectors (or one bool per
+#: channel) cross to the host. On the CPU too, torch's threaded reductions are several times
+#: faster than numpy's on a view (small tensors go to numpy inside :func:`tensor_moments`).
+REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
 
 
 def wrap(tensor: Any, layout: Layout) -> Array:
-    on_cpu = tensor.device.type == "cpu"
     return Array(tensor, tensor_to_numpy, shape=tuple(tensor.shape),
                  dtype=str(tensor.dtype).removeprefix("torch."), layout=layout,
-                 view=tensor_view if on_cpu else None,
-                 reducers=CPU_REDUCERS if on_cpu else DEVICE_REDUCERS)
+                 view=tensor_view, reducers=REDUCERS)
 
 
 def layer_kind(module: Any) -> str:

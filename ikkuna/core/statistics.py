@@ -194,10 +194,10 @@ def moments_of_rows(row_means: np.ndarray, row_residuals: np.ndarray,
     with np.errstate(invalid="ignore", over="ignore"):
         sums = counts * means + residuals
         m2s = np.maximum(squares - residuals * residuals / counts, 0.0)
-        total = float(sums.sum())
+        total, within_rows = float(sums.sum()), float(m2s.sum())
         row_means = sums / counts
-        m2 = float(m2s.sum() + (counts * np.square(row_means - total / count)).sum())
-        sum_squares = float(m2s.sum() + (counts * np.square(row_means)).sum())
+        m2 = within_rows + float((counts * np.square(row_means - total / count)).sum())
+        sum_squares = within_rows + float((counts * np.square(row_means)).sum())
     if not (math.isfinite(total) and math.isfinite(m2) and math.isfinite(sum_squares)):
         return None
     if zeros < count and sum_squares < count * _SMALLEST_ROW_MEAN_SQUARE:

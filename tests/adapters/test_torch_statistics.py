@@ -38,7 +38,12 @@ def assert_close_moments(found, expected, rtol):
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 @pytest.mark.parametrize("shape", [(6, 5, 4, 4), (64, 32, 33, 3)], ids=["small", "rows"])  # rows: > _SMALLEST_FOR_TORCH
 def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype, shape):
-    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_fired_units, tensor_moments, tensor_to_numpy
+    from ikkuna.adapters.torch import (
+        _SMALLEST_FOR_TORCH,
+        tensor_fired_units,
+        tensor_moments,
+        tensor_to_numpy,
+    )
 
     generator = torch.Generator().manual_seed(0)
     tensor = torch.relu(torch.randn(*shape, generator=generator) + 2).to(getattr(torch, dtype))

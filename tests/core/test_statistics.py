@@ -277,9 +277,7 @@ def test_moments_of_rows_refuse_what_float32_rows_cannot_hold(values):
 def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch):
     """Above the size where a helper thread sums the second half, the moments and fired units
     equal those of one pass (to float64 rounding); a forked child starts its own helper."""
-    import os
-
-    import ikkuna.core.statistics as statistics
+    from ikkuna.core import statistics
 
     rng = np.random.default_rng(5)
     values = np.maximum(rng.standard_normal((40, 30, 30, 8)), 0).astype(np.float32)
@@ -304,7 +302,7 @@ def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch)
 
 
 def test_the_helper_thread_sums_a_large_array_itself_instead_of_waiting_for_itself():
-    import ikkuna.core.statistics as statistics
+    from ikkuna.core import statistics
 
     values = np.ones(statistics._TWO_HALVES_FROM * 2, dtype=np.float32)
     inside = statistics._helper().submit(moments, values)
@@ -314,7 +312,7 @@ def test_the_helper_thread_sums_a_large_array_itself_instead_of_waiting_for_itse
 def test_large_arrays_are_summed_here_when_the_helper_takes_no_more_work(monkeypatch):
     """At interpreter exit (a monitor detached then delivers its last steps) the helper
     refuses new work; the sums are then done on the calling thread, with the same result."""
-    import ikkuna.core.statistics as statistics
+    from ikkuna.core import statistics
 
     class ShutDown:
         def submit(self, *args, **kwargs):
