@@ -35,20 +35,33 @@ _FLOAT64_EPSILON = float(np.finfo(np.float64).eps)
 #: Values per row of the partial sums a framework computes on its own device (in the tensor's
 #: precision, float32 for float16/bfloat16) before the host combines the rows in float64.
 ROW_LENGTH = 1024
-#: Relative error of moments combined from float32 row partials (:func:`moments_of_rows`):
-#: ``sum_squares`` and ``m2`` within it of the exact values, ``total`` within it of the sum
-#: of magnitudes. Rows of 1024 values summed by a framework's pairwise or cascade reduction
-#: err by a few float32 epsilons (about 1e-7); this bound leaves a margin.
+#: Relative error of moments added from float32 row partials (:func:`moments_of_rows`,
+#: :func:`moments_of_row_sums`): ``sum_squares`` and ``m2`` within it of the exact values,
+#: ``total`` within it of the sum of magnitudes. A row's float32 sum errs by a few float32
+#: epsilons (about 1e-7, up to 1e-6 where one value dominates a row's squares); the errors of
+#: many rows average out (measured: 1e-8 to 1e-7 for whole tensors); this bound leaves a margin.
 ROW_PARTIALS_RTOL = 1e-6
 #: Below this mean square, float32 squares of the centered values could underflow, so the
 #: moments are computed exactly instead (vanishing gradients keep their exact norm).
 _SMALLEST_ROW_MEAN_SQUARE = 1e-20
+#: Values per row of the uncentered float32 row sums (:func:`moments_of_row_sums`): a SIMD
+#: sum of 256 values errs by a few float32 epsilons even where one large value dominates.
+SUM_ROW_LENGTH = 256
+#: Uncentered row sums are trusted while ``sum_squares <= this * m2`` (the mean squared at most
+#: three times the variance: ReLU outputs 1.5, weights and gradients about 1): the
+#: cancellation in ``sum_squares - total^2 / count`` then multiplies the float32 errors of the
+#: sums by at most this much. Beyond it, the rows are centered first (:func:`moments_of_rows`).
+_MOST_SQUARES_PER_M2 = 4.0
+#: float32 arrays with at least this many values are summed by rows in float32 on the host
+#: (:func:`moments`); smaller ones, and other dtypes, are summed in float64.
+_FLOAT32_ROWS_FROM = 1 << 15
 
 
 @dataclass(frozen=True)
 class Moments:
-    """Sums over all entries of an array, accumulated in float64 (or combined in float64 from
-    float32 rows, :func:`moments_of_rows`).
+    """Sums over all entries of an array, accumulated in float64 (or added in float64 from
+    float32 rows, :func:`moments_of_row_sums` and :func:`moments_of_rows`: within
+    :data:`ROW_PARTIALS_RTOL`).
 
     ``m2`` is the centered sum of squares ``sum((x - mean)^2)``; ``zeros`` counts entries
     exactly equal to zero.
@@ -94,18 +107,22 @@ class Moments:
 def moments(values: np.ndarray) -> Moments:
     """The :class:`Moments` of ``values`` (any shape and float or integer dtype).
 
-    The centered sum of squares comes from one pass (sum and sum of squares) where that is
-    exact enough: its relative error is at most about ``n * eps * sum_squares / m2``. Where
-    that bound exceeds ``_VARIANCE_TOLERANCE`` (a mean large next to the spread, or a
-    non-finite value), a second, centered pass computes it. ``einsum`` rather than ``dot``:
-    BLAS threads spinning next to the framework's own thread pool made a norm cost several
-    times the training step it measures. A large array is summed in two halves at once, the
-    second on a helper thread (numpy releases the GIL, and the framework waits for the host
-    callback that runs this, so a core is free), and the halves combine exactly as above.
+    A float32 array of at least :data:`_FLOAT32_ROWS_FROM` values is summed by rows in
+    float32 and the rows added in float64 (:func:`moments_of_row_sums`, within
+    :data:`ROW_PARTIALS_RTOL`), unless its mean is large next to its spread or a sum is not
+    finite. Everything else is summed in float64: the centered sum of squares comes from one
+    pass (sum and sum of squares) where that is exact enough: its relative error is at most
+    about ``n * eps * sum_squares / m2``. Where that bound exceeds ``_VARIANCE_TOLERANCE``
+    (a mean large next to the spread, or a non-finite value), a second, centered pass
+    computes it. ``einsum`` rather than ``dot``: BLAS threads spinning next to the
+    framework's own thread pool made a norm cost several times the training step it
+    measures. A large array is summed in two halves at once, the second on a helper thread
+    (numpy releases the GIL, and the framework waits for the host callback that runs this,
+    so a core is free), and the halves combine exactly as above.
     """
     flat = np.asarray(values).reshape(-1)
     if flat.size >= _TWO_HALVES_FROM:
-        half = flat.size // 2
+        half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH  # the same rows as in one pass
         first, second = _in_two_threads(_moments_of_flat, (flat[:half],), (flat[half:],))
         return first + second
     return _moments_of_flat(flat)
@@ -159,6 +176,12 @@ def _moments_of_flat(flat: np.ndarray) -> Moments:
     count = flat.size
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
+    # counting what equals zero is several times faster than counting what does not
+    zeros = int(np.count_nonzero(flat == 0))
+    if flat.dtype == np.float32 and count >= _FLOAT32_ROWS_FROM:
+        found = moments_of_row_sums(*_float32_row_sums(flat), count, zeros)
+        if found is not None:
+            return found
     with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf are recorded, not warned
         total = float(np.einsum("i->", flat, dtype=np.float64))
         sum_squares = float(np.einsum("i,i->", flat, flat, dtype=np.float64))
@@ -166,8 +189,57 @@ def _moments_of_flat(flat: np.ndarray) -> Moments:
         error_bound = count * _FLOAT64_EPSILON * sum_squares / m2 if m2 > 0 else math.inf
         if not error_bound <= _VARIANCE_TOLERANCE:
             m2 = float(np.var(flat, dtype=np.float64)) * count
-    # counting what equals zero is several times faster than counting what does not
-    return Moments(count, total, sum_squares, m2, int(np.count_nonzero(flat == 0)))
+    return Moments(count, total, sum_squares, m2, zeros)
+
+
+def _float32_row_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's sum and sum of squares, in float32 (the partials of
+    :func:`moments_of_row_sums`): about four times faster than float64 sums, which make numpy
+    cast every value."""
+    rows = flat.size // SUM_ROW_LENGTH
+    matrix = flat[: rows * SUM_ROW_LENGTH].reshape(rows, SUM_ROW_LENGTH)
+    rest = flat[rows * SUM_ROW_LENGTH:]
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = np.append(np.einsum("ij->i", matrix), np.einsum("i->", rest))
+        squares = np.append(np.einsum("ij,ij->i", matrix, matrix), np.einsum("i,i->", rest, rest))
+    return sums, squares
+
+
+def float32_sum_of_squares(flat: np.ndarray) -> float:
+    """``sum(x^2)`` of a float32 vector: float32 rows of :data:`SUM_ROW_LENGTH` values added
+    in float64, within :data:`ROW_PARTIALS_RTOL` (an overflow gives ``inf``)."""
+    rows = flat.size // SUM_ROW_LENGTH
+    matrix = flat[: rows * SUM_ROW_LENGTH].reshape(rows, SUM_ROW_LENGTH)
+    rest = flat[rows * SUM_ROW_LENGTH:].astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("ij,ij->i", matrix, matrix).sum(dtype=np.float64)
+    return float(squares) + float(np.dot(rest, rest))
+
+
+def moments_of_row_sums(row_sums: np.ndarray, row_squares: np.ndarray, count: int,
+                        zeros: int) -> Moments | None:
+    """The :class:`Moments` of ``count`` values from each row's float32 sum and sum of
+    squares (rows of :data:`SUM_ROW_LENGTH` values, the last row the rest), added in float64.
+
+    One pass over the values, where :func:`moments_of_rows` needs a centered second one; so
+    the centered sum of squares comes from ``sum_squares - total^2 / count``, trusted only
+    while the values' mean is not large next to their spread (``sum_squares`` at most
+    :data:`_MOST_SQUARES_PER_M2` times ``m2``), where it stays within
+    :data:`ROW_PARTIALS_RTOL`. None beyond that, and where :func:`moments_of_rows` gives
+    None (non-finite sums, vanishing magnitudes): the caller then centers the rows first, or
+    sums exactly.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = float(np.asarray(row_sums, dtype=np.float64).sum())
+        sum_squares = float(np.asarray(row_squares, dtype=np.float64).sum())
+        m2 = sum_squares - total * (total / count)
+    if not (math.isfinite(total) and math.isfinite(sum_squares)):
+        return None
+    if zeros < count and sum_squares < count * _SMALLEST_ROW_MEAN_SQUARE:
+        return None
+    if not m2 * _MOST_SQUARES_PER_M2 >= sum_squares:  # also m2 <= 0 where the values differ
+        return None
+    return Moments(count, total, sum_squares, m2, zeros)
 
 
 def moments_of_rows(row_means: np.ndarray, row_residuals: np.ndarray,
@@ -227,7 +299,27 @@ def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | No
 
 
 def _fired(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    if values.flags.c_contiguous and axes == tuple(range(values.ndim - 1)):
+        return _fired_channels_last(values.reshape(-1, values.shape[-1]))
     return np.any(values != 0, axis=axes)
+
+
+#: Bytes per wide row of :func:`_fired_channels_last`.
+_WIDE_ROW_BYTES = 4096
+
+
+def _fired_channels_last(rows: np.ndarray) -> np.ndarray:
+    """Per column of ``rows``, whether any entry is not zero: the "not zero" bytes are OR-ed
+    over wide rows of several rows at once (numpy reduces a short row, one channel per
+    sample, several times slower), then the wide row is folded back to one row."""
+    channels = rows.shape[1]
+    nonzero = (rows != 0).view(np.uint8)
+    fold = max(1, _WIDE_ROW_BYTES // max(channels, 1))
+    whole = nonzero.shape[0] // fold * fold
+    wide = np.bitwise_or.reduce(nonzero[:whole].reshape(-1, fold * channels), axis=0)
+    fired = np.bitwise_or.reduce(wide.reshape(fold, channels), axis=0)
+    fired |= np.bitwise_or.reduce(nonzero[whole:], axis=0)
+    return fired.astype(bool)
 
 
 def combine_moments(parts: Sequence[Moments]) -> Moments:

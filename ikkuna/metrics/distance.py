@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ikkuna.core.metric import EventGroup, Metric
+from ikkuna.core.statistics import float32_sum_of_squares
 
 
 class DistanceFromInit(Metric):
@@ -42,11 +43,30 @@ _BLOCK = 1 << 16
 
 
 def difference_norm(a: np.ndarray, b: np.ndarray) -> float:
-    """``||a - b||`` with the difference and its squares in float64, a block at a time (no
-    float64 copy of a whole parameter)."""
+    """``||a - b||``, a block at a time (no copy of a whole parameter).
+
+    float32 parameters: the difference in float32 (correctly rounded, and exact where the
+    two values are within a factor of two of each other, as a parameter and its earlier
+    value mostly are), its squares summed in float32 rows of 256 and the rows added in
+    float64: within 1e-6 relative (``ROW_PARTIALS_RTOL``), three times faster. Other dtypes:
+    the difference and its squares in float64.
+    """
     a, b = a.reshape(-1), b.reshape(-1)
+    if a.dtype == np.float32 and b.dtype == np.float32:
+        return _float32_difference_norm(a, b)
     total = 0.0
     for start in range(0, a.size, _BLOCK):
         difference = np.subtract(a[start:start + _BLOCK], b[start:start + _BLOCK], dtype=np.float64)
         total += float(np.einsum("i,i->", difference, difference))
+    return math.sqrt(total)
+
+
+def _float32_difference_norm(a: np.ndarray, b: np.ndarray) -> float:
+    total = 0.0
+    difference = np.empty(min(a.size, _BLOCK), dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # an infinite distance is recorded as such
+        for start in range(0, a.size, _BLOCK):
+            block = np.subtract(a[start:start + _BLOCK], b[start:start + _BLOCK],
+                                out=difference[: min(_BLOCK, a.size - start)])
+            total += float32_sum_of_squares(block)
     return math.sqrt(total)

@@ -50,7 +50,7 @@ def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype, sh
     assert (tensor.numel() >= _SMALLEST_FOR_TORCH) == (shape[0] == 64)  # "rows" sums in torch
     tensor[:, 3] = 0  # a dead channel
     values = tensor_to_numpy(tensor)
-    native, expected = tensor_moments(tensor, NCHW), moments(values)
+    native, expected = tensor_moments(tensor, NCHW), moments(values.astype(np.float64))
     # float64 stays exact; float32 and narrower are summed by rows in float32 (numpy takes
     # small CPU tensors it can view, in float64)
     rtol = 1e-12 if dtype == "float64" else ROW_PARTIALS_RTOL
@@ -62,15 +62,22 @@ def test_reductions_in_torch_equal_the_statistics_of_the_values(torch, dtype, sh
 
 
 @pytest.mark.parametrize("offset", [0.0, 50.0, -1e4])
-def test_row_partials_stay_accurate_when_the_mean_dwarfs_the_spread(torch, offset):
-    """The rows are centered on their own means, so no sum of squares cancels."""
+def test_row_partials_stay_accurate_when_the_mean_dwarfs_the_spread(torch, offset, monkeypatch):
+    """Uncentered row sums where the mean is small next to the spread; else the rows are
+    centered on their own means, so no sum of squares cancels."""
+    import ikkuna.adapters.torch as adapter
     from ikkuna.adapters.torch import tensor_moments
+
+    centered = []
+    original = adapter._row_partials
+    monkeypatch.setattr(adapter, "_row_partials", lambda flat: centered.append(1) or original(flat))
 
     generator = torch.Generator().manual_seed(1)
     tensor = torch.randn(300_001, generator=generator) * 0.01 + offset  # a partial last row
-    expected = moments(tensor.numpy())
+    expected = moments(tensor.double().numpy())
     assert_close_moments(tensor_moments(tensor, Layout()), expected, ROW_PARTIALS_RTOL)
     assert tensor_moments(tensor, Layout()).std == pytest.approx(0.01, rel=0.01)
+    assert bool(centered) == (offset != 0.0)
 
 
 @pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing"])
@@ -89,7 +96,7 @@ def test_values_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
         tensor *= 1e30  # squares overflow float32
     else:
         tensor *= 1e-30  # squares underflow float32
-    found, expected = tensor_moments(tensor, Layout()), moments(tensor.numpy())
+    found, expected = tensor_moments(tensor, Layout()), moments(tensor.double().numpy())
     if special in ("nan", "inf"):
         assert (np.isnan(found.total), np.isinf(found.total)) == (special == "nan", special == "inf")
         np.testing.assert_equal([found.total, found.sum_squares, found.m2],
@@ -137,7 +144,8 @@ def test_tensors_of_several_blocks_of_rows_are_summed_whole(torch):
     generator = torch.Generator().manual_seed(3)
     size = 2 * _ROWS_PER_BLOCK * ROW_LENGTH + 5 * ROW_LENGTH + 7
     tensor = torch.randn(size, generator=generator) * 3 + 1
-    assert_close_moments(tensor_moments(tensor, Layout()), moments(tensor.numpy()), ROW_PARTIALS_RTOL)
+    assert_close_moments(tensor_moments(tensor, Layout()), moments(tensor.double().numpy()),
+                         ROW_PARTIALS_RTOL)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint32", "int16", "bool", "complex64", "float16"])
@@ -158,3 +166,26 @@ def test_complex_tensors_are_refused_as_numpy_refuses_them_not_cut_to_their_real
     for size in (10, 300_000):  # numpy's path and the rows' path
         with pytest.raises(TypeError):
             tensor_moments(torch.ones(size, dtype=torch.complex64) * 1j, Layout())
+
+
+@pytest.mark.parametrize("layout_name", ["nchw", "channels_last memory", "ncl", "ncdhw", "nc"])
+def test_fired_units_reduced_by_rows_equal_numpy(torch, layout_name):
+    """Contiguous tensors with values after the channel axis reduce each (sample, channel)
+    row first; others reduce over all other axes at once: both equal numpy's answer, with a
+    NaN firing and -0.0 not."""
+    from ikkuna.adapters.torch import tensor_fired_units, tensor_to_numpy
+
+    shapes = {"nchw": (6, 5, 7, 3), "channels_last memory": (6, 5, 7, 3), "ncl": (4, 6, 9),
+              "ncdhw": (2, 5, 3, 4, 2), "nc": (9, 6)}
+    generator = torch.Generator().manual_seed(4)
+    tensor = torch.randn(*shapes[layout_name], generator=generator)
+    tensor[tensor < 1.0] = 0.0
+    tensor[:, 1] = -0.0
+    tensor[:, 2] = 0.0
+    tensor[-1, 2].view(-1)[0] = float("nan")
+    if layout_name == "channels_last memory":
+        tensor = tensor.to(memory_format=torch.channels_last)
+        assert not tensor.is_contiguous()
+    expected = fired_units(tensor_to_numpy(tensor), 1)
+    assert expected.tolist()[1:3] == [False, True]
+    assert tensor_fired_units(tensor, NCHW).tolist() == expected.tolist()

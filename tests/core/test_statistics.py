@@ -323,3 +323,98 @@ def test_large_arrays_are_summed_here_when_the_helper_takes_no_more_work(monkeyp
     monkeypatch.setattr(statistics, "_helper", ShutDown)
     assert moments(values) == expected
     assert fired_units(values, -1).tolist() == fired.tolist()
+
+
+# -- float32 arrays: uncentered row sums, with a fallback -------------------------------------
+
+
+def exact_moments(values: np.ndarray) -> Moments:
+    """The float64 reference: float64 values never take the float32 rows."""
+    return moments(np.asarray(values, dtype=np.float64))
+
+
+FLOAT32_SAMPLES = {
+    "normal": lambda rng, n: rng.standard_normal(n),
+    "relu": lambda rng, n: np.maximum(rng.standard_normal(n), 0),
+    "uniform": lambda rng, n: rng.random(n),
+    "heavy tail": lambda rng, n: rng.lognormal(0, 2, n),  # a few values dominate the squares
+    "mean 1.7 spread 1": lambda rng, n: 1.7 + rng.standard_normal(n),  # sum_squares ~3.9 m2
+    "tiny": lambda rng, n: 1e-8 * rng.standard_normal(n),
+}
+
+
+@pytest.mark.parametrize("size", [1 << 15, (1 << 18) + 77], ids=["one thread", "two halves"])
+@pytest.mark.parametrize("sample", FLOAT32_SAMPLES)
+def test_large_float32_arrays_are_summed_by_rows_within_their_tolerance(size, sample):
+    from ikkuna.core import statistics
+
+    assert size >= statistics._FLOAT32_ROWS_FROM
+    rng = np.random.default_rng(size)
+    values = FLOAT32_SAMPLES[sample](rng, size).astype(np.float32)
+    values[::11] = 0.0
+    found, expected = moments(values), exact_moments(values)
+    assert (found.count, found.zeros) == (expected.count, expected.zeros)
+    assert found.sum_squares == pytest.approx(expected.sum_squares, rel=ROW_PARTIALS_RTOL)
+    assert found.m2 == pytest.approx(expected.m2, rel=ROW_PARTIALS_RTOL)
+    magnitudes = float(np.abs(values.astype(np.float64)).sum())
+    assert found.total == pytest.approx(expected.total, abs=ROW_PARTIALS_RTOL * magnitudes)
+
+
+@pytest.mark.parametrize("offset", [1.8, 50.0, -1e4])
+def test_float32_arrays_whose_mean_dwarfs_their_spread_are_summed_in_float64(offset):
+    """Beyond sum_squares = 4 m2 the uncentered rows would cancel: float64 sums instead."""
+    values = (np.random.default_rng(3).standard_normal(1 << 16) + offset).astype(np.float32)
+    found, expected = moments(values), exact_moments(values)
+    for name in ("total", "sum_squares", "m2"):
+        assert getattr(found, name) == pytest.approx(getattr(expected, name), rel=1e-12)
+
+
+def test_float32_arrays_with_nan_or_inf_give_what_float64_sums_give():
+    for special in (np.nan, np.inf, -np.inf):
+        values = np.ones(1 << 16, dtype=np.float32)
+        values[123] = special
+        with np.errstate(invalid="ignore"):
+            expected = exact_moments(values)
+        np.testing.assert_equal(moments(values).__dict__, expected.__dict__)
+
+
+def test_moments_of_row_sums_refuse_what_they_cannot_hold():
+    from ikkuna.core.statistics import moments_of_row_sums
+
+    assert moments_of_row_sums(np.array([1.0, np.nan]), np.array([1.0, 1.0]), 512, 0) is None
+    assert moments_of_row_sums(np.array([1.0, 1.0]), np.array([np.inf, 1.0]), 512, 0) is None
+    assert moments_of_row_sums(np.array([1e-9]), np.array([1e-18]), 256, 0) is None  # vanishing
+    # 256 values of 5 +- 1: sum_squares = 26 * 256 is 26 times m2
+    assert moments_of_row_sums(np.array([1280.0]), np.array([26.0 * 256]), 256, 0) is None
+    assert moments_of_row_sums(np.zeros(2), np.zeros(2), 300, 300) == Moments(300, 0.0, 0.0, 0.0, 300)
+    # 256 values of +-1: m2 = sum_squares
+    assert moments_of_row_sums(np.array([0.0]), np.array([256.0]), 256, 0) == Moments(256, 0.0, 256.0, 256.0, 0)
+
+
+def test_float32_sum_of_squares_is_within_the_row_tolerance():
+    from ikkuna.core.statistics import SUM_ROW_LENGTH, float32_sum_of_squares
+
+    for size in (0, 5, SUM_ROW_LENGTH, 3 * SUM_ROW_LENGTH + 11):
+        values = np.random.default_rng(size).lognormal(0, 2, size).astype(np.float32)
+        expected = float(np.sum(values.astype(np.float64) ** 2))
+        assert float32_sum_of_squares(values) == pytest.approx(expected, rel=ROW_PARTIALS_RTOL)
+    assert float32_sum_of_squares(np.full(300, 1e30, dtype=np.float32)) == math.inf
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (3000, 3), (2, 4097), (70_000, 1), (64, 8, 8, 33),
+                                   (1, 9), (5000, 1024)])
+def test_fired_units_of_channels_last_arrays_equal_any_not_zero(shape):
+    """The OR over wide rows equals ``np.any(x != 0)`` per channel: NaN fires, -0.0 does
+    not, whatever the row count next to the rows folded into one wide row."""
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    values = rng.standard_normal(shape).astype(np.float32)
+    values[values < 1.5] = 0.0
+    rows = values.reshape(-1, shape[-1])
+    rows[:, 0] = -0.0
+    if shape[-1] > 2:
+        rows[-1, 2] = np.nan
+        rows[:, 1] = 0.0
+    expected = np.any(values != 0, axis=tuple(range(values.ndim - 1)))
+    assert fired_units(values, -1).tolist() == expected.tolist()
+    strided = values[..., ::-1]  # not contiguous: the plain reduction
+    assert fired_units(strided, -1).tolist() == expected[::-1].tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -58,11 +60,24 @@ def test_distance_returns_a_python_float():
     assert type(DistanceFromInit().compute(group(weights=[1.0], updates=[0.0]))) is float
 
 
-def test_difference_norm_over_several_blocks_equals_the_float64_norm():
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spread", [1e-3, 10.0])  # near (exact float32 differences), and far
+def test_difference_norm_over_several_blocks_equals_the_float64_norm(dtype, spread):
+    """float64 parameters: exact to rounding; float32: float32 differences and row sums,
+    within ROW_PARTIALS_RTOL, also where the values are far apart (differences rounded)."""
+    from ikkuna.core.statistics import ROW_PARTIALS_RTOL
     from ikkuna.metrics.distance import _BLOCK, difference_norm
 
     rng = np.random.default_rng(5)
-    a = rng.standard_normal(2 * _BLOCK + 17).astype(np.float32)
-    b = (a + rng.standard_normal(a.size) * 1e-3).astype(np.float32)
+    a = rng.standard_normal(2 * _BLOCK + 17).astype(dtype)
+    b = (a + rng.standard_normal(a.size) * spread).astype(dtype)
     expected = np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))
-    assert difference_norm(a.reshape(-1, 1), b.reshape(-1, 1)) == pytest.approx(expected, rel=1e-12)
+    rtol = 1e-12 if dtype == "float64" else ROW_PARTIALS_RTOL
+    assert difference_norm(a.reshape(-1, 1), b.reshape(-1, 1)) == pytest.approx(expected, rel=rtol)
+
+
+def test_difference_norm_of_float32_overflow_is_infinite():
+    from ikkuna.metrics.distance import difference_norm
+
+    a = np.full(1000, 3e38, dtype=np.float32)
+    assert difference_norm(a, -a) == math.inf
