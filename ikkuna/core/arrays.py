@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ikkuna.core.statistics import FROM_VALUES, STATISTICS
+from ikkuna.core.statistics import STATISTICS, of_values
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ class Array:
             if self._native is None:
                 raise ValueError(
                     f"the values of this {self!r} were not kept: only statistics "
-                    f"({', '.join(sorted(self._statistics)) or 'none'}) were, because every "
+                    f"({', '.join(sorted(set(self._statistics) & set(STATISTICS))) or 'none'}) were, because every "
                     "metric that reads it declared a `statistic`; a metric that reads values "
                     "must leave `statistic` unset"
                 )
@@ -168,11 +168,11 @@ class Array:
             if reducer is None and self._view is not None:
                 values = self._view(self._native)
         if reducer is not None:
-            value = reducer(self._native, self.layout)
+            self._statistics[name] = reducer(self._native, self.layout)
         else:
-            value = FROM_VALUES[name](self.numpy() if values is None else values, self.layout)
-        self._statistics[name] = value
-        return value
+            values = self.numpy() if values is None else values
+            self._statistics.update(of_values(name, values, self.layout, self._statistics))
+        return self._statistics[name]
 
     def release(self) -> None:
         """Drop the native tensor without converting it (what was needed was taken)."""

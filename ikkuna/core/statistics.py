@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -104,7 +104,7 @@ class Moments:
                        m2, self.zeros + other.zeros)
 
 
-def moments(values: np.ndarray) -> Moments:
+def moments(values: np.ndarray, zeros: int | None = None) -> Moments:
     """The :class:`Moments` of ``values`` (any shape and float or integer dtype).
 
     A float32 array of at least :data:`_FLOAT32_ROWS_FROM` values is summed by rows in
@@ -118,14 +118,18 @@ def moments(values: np.ndarray) -> Moments:
     framework's own thread pool made a norm cost several times the training step it
     measures. A large array is summed in two halves at once, the second on a helper thread
     (numpy releases the GIL, and the framework waits for the host callback that runs this,
-    so a core is free), and the halves combine exactly as above.
+    so a core is free), and the halves combine exactly as above. ``zeros``: the zero count,
+    where the caller has it already (:func:`fired_units_and_zeros`).
     """
     flat = np.asarray(values).reshape(-1)
     if flat.size >= _TWO_HALVES_FROM:
         half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH  # the same rows as in one pass
-        first, second = _in_two_threads(_moments_of_flat, (flat[:half],), (flat[half:],))
-        return first + second
-    return _moments_of_flat(flat)
+        known = zeros is not None
+        first, second = _in_two_threads(_moments_of_flat, (flat[:half], known), (flat[half:], known))
+        found = first + second
+        return found if zeros is None else replace(found, zeros=zeros)
+    found = _moments_of_flat(flat, zeros is not None)
+    return found if zeros is None else replace(found, zeros=zeros)
 
 
 #: Arrays with at least this many values are summed in two halves on two threads.
@@ -172,12 +176,14 @@ def _in_two_threads(function: Callable[..., Any], first: tuple[Any, ...],
     return function(*first), pending.result()
 
 
-def _moments_of_flat(flat: np.ndarray) -> Moments:
+def _moments_of_flat(flat: np.ndarray, zeros_known: bool = False) -> Moments:
+    """The moments of a vector; with ``zeros_known``, a zero count of 0 for the caller to
+    replace (the vanishing-magnitude check then errs toward the exact float64 sums)."""
     count = flat.size
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
     # counting what equals zero is several times faster than counting what does not
-    zeros = int(np.count_nonzero(flat == 0))
+    zeros = 0 if zeros_known else int(np.count_nonzero(flat == 0))
     if flat.dtype == np.float32 and count >= _FLOAT32_ROWS_FROM:
         found = moments_of_row_sums(*_float32_row_sums(flat), count, zeros)
         if found is not None:
@@ -281,44 +287,54 @@ def fired_units(values: np.ndarray, channel_axis: int | None) -> np.ndarray | No
     """Per unit, whether it was non-zero for any sample: a bool vector over the channel axis
     (a dense layer's features); an array without a channel axis is one unit; None if empty.
     Reduced in place, without moving channels last."""
+    return fired_units_and_zeros(values, channel_axis)[0]
+
+
+def fired_units_and_zeros(values: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray | None, int]:
+    """:func:`fired_units` and the zero count of :class:`Moments`, from one "not zero" mask
+    (a pass over the values instead of two)."""
     values = np.asarray(values)
     if values.size == 0:
-        return None
+        return None, 0
     if values.ndim < 2 or channel_axis is None:
-        return np.array([np.any(values != 0)])
+        nonzero = int(np.count_nonzero(values != 0))
+        return np.array([nonzero > 0]), values.size - nonzero
     axis = channel_axis % values.ndim
     others = tuple(a for a in range(values.ndim) if a != axis)
     split = others[0]
     if values.size >= _TWO_HALVES_FROM and values.shape[split] >= 2:  # as moments(): two threads
         half = values.shape[split] // 2
         before = (slice(None),) * split
-        first, second = _in_two_threads(_fired, (values[before + (slice(None, half),)], others),
-                                        (values[before + (slice(half, None),)], others))
-        return first | second
-    return _fired(values, others)
+        (first, first_zeros), (second, second_zeros) = _in_two_threads(
+            _fired_and_zeros, (values[before + (slice(None, half),)], others),
+            (values[before + (slice(half, None),)], others))
+        return first | second, first_zeros + second_zeros
+    return _fired_and_zeros(values, others)
 
 
-def _fired(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+def _fired_and_zeros(values: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    nonzero = values != 0
+    zeros = nonzero.size - int(np.count_nonzero(nonzero))
     if values.flags.c_contiguous and axes == tuple(range(values.ndim - 1)):
-        return _fired_channels_last(values.reshape(-1, values.shape[-1]))
-    return np.any(values != 0, axis=axes)
+        return _columns_with_any(nonzero.reshape(-1, values.shape[-1])), zeros
+    return np.any(nonzero, axis=axes), zeros
 
 
-#: Bytes per wide row of :func:`_fired_channels_last`.
+#: Bytes per wide row of :func:`_columns_with_any`.
 _WIDE_ROW_BYTES = 4096
 
 
-def _fired_channels_last(rows: np.ndarray) -> np.ndarray:
-    """Per column of ``rows``, whether any entry is not zero: the "not zero" bytes are OR-ed
-    over wide rows of several rows at once (numpy reduces a short row, one channel per
-    sample, several times slower), then the wide row is folded back to one row."""
+def _columns_with_any(rows: np.ndarray) -> np.ndarray:
+    """Per column of a bool matrix, whether any entry is true: the bytes are OR-ed over wide
+    rows of several rows at once (numpy reduces a short row, one channel per sample, several
+    times slower), then the wide row is folded back to one row."""
     channels = rows.shape[1]
-    nonzero = (rows != 0).view(np.uint8)
+    as_bytes = rows.view(np.uint8)
     fold = max(1, _WIDE_ROW_BYTES // max(channels, 1))
-    whole = nonzero.shape[0] // fold * fold
-    wide = np.bitwise_or.reduce(nonzero[:whole].reshape(-1, fold * channels), axis=0)
+    whole = as_bytes.shape[0] // fold * fold
+    wide = np.bitwise_or.reduce(as_bytes[:whole].reshape(-1, fold * channels), axis=0)
     fired = np.bitwise_or.reduce(wide.reshape(fold, channels), axis=0)
-    fired |= np.bitwise_or.reduce(nonzero[whole:], axis=0)
+    fired |= np.bitwise_or.reduce(as_bytes[whole:], axis=0)
     return fired.astype(bool)
 
 
@@ -341,6 +357,28 @@ def combine_fired(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
         if part.shape == latest.shape:
             combined |= part
     return combined
+
+
+#: Key under which :func:`of_values` keeps an activation's zero count, found with its fired
+#: units, for its moments.
+ZERO_COUNT = "zero_count"
+
+
+def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, Any]) -> dict[str, Any]:
+    """``name``'s statistic of host ``values``, and what was found on the way, for the caller
+    to keep with it: an activation's (``layout.channel_axis`` set) moments and fired units
+    share one "not zero" mask, so whichever comes second skips that pass. ``known``: what
+    the caller kept so far."""
+    if name == FIRED_UNITS:
+        fired, zeros = fired_units_and_zeros(values, layout.channel_axis)
+        return {FIRED_UNITS: fired, ZERO_COUNT: zeros}
+    if name == MOMENTS:
+        zeros = known.get(ZERO_COUNT)
+        if zeros is None and layout.channel_axis is not None:  # its fired units are usually read too
+            fired, zeros = fired_units_and_zeros(values, layout.channel_axis)
+            return {MOMENTS: moments(values, zeros), FIRED_UNITS: fired, ZERO_COUNT: zeros}
+        return {MOMENTS: moments(values, zeros)}
+    return {name: FROM_VALUES[name](values, layout)}
 
 
 #: How each statistic is computed from host values: ``(values, layout) -> statistic``.

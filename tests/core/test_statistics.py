@@ -418,3 +418,46 @@ def test_fired_units_of_channels_last_arrays_equal_any_not_zero(shape):
     assert fired_units(values, -1).tolist() == expected.tolist()
     strided = values[..., ::-1]  # not contiguous: the plain reduction
     assert fired_units(strided, -1).tolist() == expected[::-1].tolist()
+
+
+# -- an activation's moments and fired units share one "not zero" mask ------------------------
+
+
+@pytest.mark.parametrize("shape", [(64, 9, 9, 7), (300, 40, 50)], ids=["one thread", "two halves"])
+def test_fired_units_and_zeros_count_what_moments_count(shape):
+    from ikkuna.core.statistics import fired_units_and_zeros
+
+    rng = np.random.default_rng(7)
+    values = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
+    values[..., 1] = -0.0  # equal to zero, and not fired
+    values.reshape(-1)[5] = np.nan  # not zero, and fired
+    fired, zeros = fired_units_and_zeros(values, -1)
+    assert zeros == int(np.count_nonzero(values == 0)) == moments(values).zeros
+    assert fired.tolist() == np.any(values != 0, axis=tuple(range(values.ndim - 1))).tolist()
+    assert fired_units_and_zeros(np.zeros((0, 3)), -1) == (None, 0)
+    assert moments(values, zeros=3).zeros == 3  # a count the caller has is taken as it is
+
+
+@pytest.mark.parametrize("first", [MOMENTS, FIRED_UNITS])
+def test_an_activation_counts_its_zeros_once_for_moments_and_fired_units(first, monkeypatch):
+    """Whichever statistic is read first, the mask is built once and the second reuses it;
+    both equal the statistics computed on their own."""
+    from ikkuna.core import statistics
+
+    values = np.maximum(np.random.default_rng(8).standard_normal((32, 6, 6, 16)), 0).astype(np.float32)
+    values[..., 4] = 0.0
+    expected_moments, expected_fired = moments(values), fired_units(values, -1)
+    calls = []
+    original = statistics.fired_units_and_zeros
+    monkeypatch.setattr(statistics, "fired_units_and_zeros",
+                        lambda *args: calls.append(1) or original(*args))
+    array = Array.from_host(values, CHANNELS_LAST)
+    second = FIRED_UNITS if first == MOMENTS else MOMENTS
+    found = {first: array.statistic(first), second: array.statistic(second)}
+    assert len(calls) == 1
+    assert found[MOMENTS] == expected_moments
+    assert found[FIRED_UNITS].tolist() == expected_fired.tolist()
+    assert found[FIRED_UNITS].tolist()[4] is False
+    # a parameter (no channel axis) gets its moments alone
+    weights = Array.from_host(values.reshape(-1, 16), Layout(out_axis=1, in_axis=0))
+    assert weights.statistic(MOMENTS) == expected_moments and len(calls) == 1
