@@ -132,8 +132,9 @@ def moments(values: np.ndarray, zeros: int | None = None) -> Moments:
     return found if zeros is None else replace(found, zeros=zeros)
 
 
-#: Arrays with at least this many values are summed in two halves on two threads.
-_TWO_HALVES_FROM = 1 << 18
+#: Arrays with at least this many values are summed in two halves on two threads (below it,
+#: handing a half to the helper costs more than it saves: the float32 sums are memory-bound).
+_TWO_HALVES_FROM = 1 << 20
 _helper_pool: ThreadPoolExecutor | None = None
 _helper_lock = threading.Lock()
 

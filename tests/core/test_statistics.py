@@ -280,7 +280,7 @@ def test_large_arrays_are_summed_in_two_halves_as_exactly_as_in_one(monkeypatch)
     from ikkuna.core import statistics
 
     rng = np.random.default_rng(5)
-    values = np.maximum(rng.standard_normal((40, 30, 30, 8)), 0).astype(np.float32)
+    values = np.maximum(rng.standard_normal((40, 60, 60, 8)), 0).astype(np.float32)
     values[:, :, :, 3] = 0
     assert values.size >= statistics._TWO_HALVES_FROM
     halves, fired = moments(values), fired_units(values, -1)
@@ -343,7 +343,7 @@ FLOAT32_SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("size", [1 << 15, (1 << 18) + 77], ids=["one thread", "two halves"])
+@pytest.mark.parametrize("size", [1 << 15, (1 << 20) + 77], ids=["one thread", "two halves"])
 @pytest.mark.parametrize("sample", FLOAT32_SAMPLES)
 def test_large_float32_arrays_are_summed_by_rows_within_their_tolerance(size, sample):
     from ikkuna.core import statistics
@@ -423,7 +423,7 @@ def test_fired_units_of_channels_last_arrays_equal_any_not_zero(shape):
 # -- an activation's moments and fired units share one "not zero" mask ------------------------
 
 
-@pytest.mark.parametrize("shape", [(64, 9, 9, 7), (300, 40, 50)], ids=["one thread", "two halves"])
+@pytest.mark.parametrize("shape", [(64, 9, 9, 7), (600, 40, 50)], ids=["one thread", "two halves"])
 def test_fired_units_and_zeros_count_what_moments_count(shape):
     from ikkuna.core.statistics import fired_units_and_zeros
 
