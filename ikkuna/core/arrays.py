@@ -157,10 +157,10 @@ class Array:
 
     def statistic(self, name: str) -> Any:
         """One statistic of the values (``"moments"``, ``"fired_units"``), computed once."""
-        if name in self._statistics:
-            return self._statistics[name]
         if name not in STATISTICS:
             raise ValueError(f"unknown statistic {name!r}; known: {', '.join(sorted(STATISTICS))}")
+        if name in self._statistics:
+            return self._statistics[name]
         values = self._numpy
         reducer = None
         if values is None and self._native is not None:  # not converted: try not to

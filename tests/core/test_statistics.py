@@ -338,21 +338,31 @@ FLOAT32_SAMPLES = {
     "relu": lambda rng, n: np.maximum(rng.standard_normal(n), 0),
     "uniform": lambda rng, n: rng.random(n),
     "heavy tail": lambda rng, n: rng.lognormal(0, 2, n),  # a few values dominate the squares
-    "mean 1.7 spread 1": lambda rng, n: 1.7 + rng.standard_normal(n),  # sum_squares ~3.9 m2
+    # sum_squares 3.9 m2 (with every 11th value zeroed below): just inside the uncentered gate
+    "mean 2.1 spread 1": lambda rng, n: 2.1 + rng.standard_normal(n),
     "tiny": lambda rng, n: 1e-8 * rng.standard_normal(n),
+    # the same two values throughout round alike in every row: the worst case found
+    "two values alternating": lambda rng, n: np.resize(np.array([1.3517389, 0.35178673]), n),
 }
 
 
 @pytest.mark.parametrize("size", [1 << 15, (1 << 20) + 77], ids=["one thread", "two halves"])
 @pytest.mark.parametrize("sample", FLOAT32_SAMPLES)
-def test_large_float32_arrays_are_summed_by_rows_within_their_tolerance(size, sample):
+def test_large_float32_arrays_are_summed_by_rows_within_their_tolerance(size, sample, monkeypatch):
     from ikkuna.core import statistics
 
     assert size >= statistics._FLOAT32_ROWS_FROM
     rng = np.random.default_rng(size)
     values = FLOAT32_SAMPLES[sample](rng, size).astype(np.float32)
     values[::11] = 0.0
+    taken = []
+    original = statistics.moments_of_row_sums
+    monkeypatch.setattr(statistics, "moments_of_row_sums",
+                        lambda *args: taken.append(original(*args)) or taken[-1])
     found, expected = moments(values), exact_moments(values)
+    assert taken and all(part is not None for part in taken)  # the rows were trusted
+    ratio = expected.sum_squares / expected.m2
+    assert ratio < 4.0 and (sample != "mean 2.1 spread 1" or ratio > 3.5)
     assert (found.count, found.zeros) == (expected.count, expected.zeros)
     assert found.sum_squares == pytest.approx(expected.sum_squares, rel=ROW_PARTIALS_RTOL)
     assert found.m2 == pytest.approx(expected.m2, rel=ROW_PARTIALS_RTOL)
@@ -458,6 +468,8 @@ def test_an_activation_counts_its_zeros_once_for_moments_and_fired_units(first, 
     assert found[MOMENTS] == expected_moments
     assert found[FIRED_UNITS].tolist() == expected_fired.tolist()
     assert found[FIRED_UNITS].tolist()[4] is False
+    with pytest.raises(ValueError, match="unknown statistic"):  # kept inside, not a statistic
+        array.statistic("zero_count")
     # a parameter (no channel axis) gets its moments alone
     weights = Array.from_host(values.reshape(-1, 16), Layout(out_axis=1, in_axis=0))
     assert weights.statistic(MOMENTS) == expected_moments and len(calls) == 1

@@ -76,8 +76,13 @@ def test_difference_norm_over_several_blocks_equals_the_float64_norm(dtype, spre
     assert difference_norm(a.reshape(-1, 1), b.reshape(-1, 1)) == pytest.approx(expected, rel=rtol)
 
 
-def test_difference_norm_of_float32_overflow_is_infinite():
+@pytest.mark.parametrize("value", [1e20, 3e38])
+def test_float32_differences_that_overflow_float32_are_measured_in_float64(value):
+    """A diverging parameter's distance stays finite where float64 holds it (the float32
+    square of 1e20, and the float32 difference 3e38 - -3e38, overflow)."""
     from ikkuna.metrics.distance import difference_norm
 
-    a = np.full(1000, 3e38, dtype=np.float32)
-    assert difference_norm(a, -a) == math.inf
+    a = np.full(1000, value, dtype=np.float32)
+    expected = math.sqrt(1000) * 2 * float(np.float32(value))
+    assert difference_norm(a, -a) == pytest.approx(expected, rel=1e-12)
+    assert difference_norm(np.full(3, np.inf, dtype=np.float32), np.zeros(3, np.float32)) == math.inf
