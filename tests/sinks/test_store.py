@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -406,3 +407,21 @@ def test_nan_and_infinities_are_stored_and_read_back_as_such(tmp_path):
         np.testing.assert_array_equal(series.steps, [0, 1, 2, 3])
         np.testing.assert_array_equal(series.values, values)  # NaN == NaN for this assert
         assert np.isneginf(run.latest()[0].value)
+
+
+def test_the_writer_checkpoints_its_wal_every_10000_pages_and_readers_see_every_commit(store):
+    """Fewer checkpoints (each step rewrites the same index pages), each commit still visible
+    to another connection at once, and the WAL folded into the database at close."""
+    from ikkuna.sinks.store import WAL_CHECKPOINT_PAGES
+
+    sink = open_sink(store)
+    assert sink._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
+    for step in range(3):
+        sink.write([record("exp", step, "weight_norm", float(step))])
+        sink.flush()
+        with closing(sqlite3.connect(store / DATABASE_FILE)) as reader:
+            assert reader.execute("SELECT COUNT(*) FROM records").fetchone()[0] == step + 1
+    sink.close()  # the last connection: SQLite checkpoints and removes the WAL
+    assert not (store / f"{DATABASE_FILE}-wal").exists()
+    with ikkuna.open_run("exp", store=store) as run:
+        assert run.series("weight_norm", "encoder.0", "weight").values.tolist() == [0.0, 1.0, 2.0]
