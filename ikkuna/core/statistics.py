@@ -229,7 +229,8 @@ def float32_sum_of_squares(flat: np.ndarray) -> float:
 def moments_of_row_sums(row_sums: np.ndarray, row_squares: np.ndarray, count: int,
                         zeros: int) -> Moments | None:
     """The :class:`Moments` of ``count`` values from each row's float32 sum and sum of
-    squares (rows of :data:`SUM_ROW_LENGTH` values, the last row the rest), added in float64.
+    squares (rows of any length: numpy's are :data:`SUM_ROW_LENGTH` values, torch's 256),
+    added in float64.
 
     One pass over the values, where :func:`moments_of_rows` needs a centered second one; so
     the centered sum of squares comes from ``sum_squares - total^2 / count``, trusted only
