@@ -130,8 +130,8 @@ def moments(values: np.ndarray, zeros: int | None = None) -> Moments:
         known = zeros is not None
         first, second = _in_two_threads(_moments_of_flat, (flat[:half], known), (flat[half:], known))
         found = first + second
-        return found if zeros is None else replace(found, zeros=zeros)
-    found = _moments_of_flat(flat, zeros is not None)
+    else:
+        found = _moments_of_flat(flat, zeros is not None)
     return found if zeros is None else replace(found, zeros=zeros)
 
 
@@ -202,13 +202,17 @@ def _moments_of_flat(flat: np.ndarray, zeros_known: bool = False) -> Moments:
     return Moments(count, total, sum_squares, m2, zeros)
 
 
+def _rows_and_rest(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A vector as whole rows of :data:`SUM_ROW_LENGTH` values (a view) and what is left."""
+    rows = flat.size // SUM_ROW_LENGTH
+    return flat[: rows * SUM_ROW_LENGTH].reshape(rows, SUM_ROW_LENGTH), flat[rows * SUM_ROW_LENGTH:]
+
+
 def _float32_row_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's sum and sum of squares, in float32 (the partials of
     :func:`moments_of_row_sums`): about four times faster than float64 sums, which make numpy
     cast every value."""
-    rows = flat.size // SUM_ROW_LENGTH
-    matrix = flat[: rows * SUM_ROW_LENGTH].reshape(rows, SUM_ROW_LENGTH)
-    rest = flat[rows * SUM_ROW_LENGTH:]
+    matrix, rest = _rows_and_rest(flat)
     with np.errstate(invalid="ignore", over="ignore"):
         sums = np.append(np.einsum("ij->i", matrix), np.einsum("i->", rest))
         squares = np.append(np.einsum("ij,ij->i", matrix, matrix), np.einsum("i,i->", rest, rest))
@@ -218,9 +222,8 @@ def _float32_row_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def float32_sum_of_squares(flat: np.ndarray) -> float:
     """``sum(x^2)`` of a float32 vector: float32 rows of :data:`SUM_ROW_LENGTH` values added
     in float64, within :data:`ROW_PARTIALS_RTOL` (an overflow gives ``inf``)."""
-    rows = flat.size // SUM_ROW_LENGTH
-    matrix = flat[: rows * SUM_ROW_LENGTH].reshape(rows, SUM_ROW_LENGTH)
-    rest = flat[rows * SUM_ROW_LENGTH:].astype(np.float64)
+    matrix, rest = _rows_and_rest(flat)
+    rest = rest.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         squares = np.einsum("ij,ij->i", matrix, matrix).sum(dtype=np.float64)
     return float(squares) + float(np.einsum("i,i->", rest, rest))
@@ -391,14 +394,9 @@ def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, An
             fired, zeros = fired_units_and_zeros(values, layout.channel_axis)
             return {MOMENTS: moments(values, zeros), FIRED_UNITS: fired, ZERO_COUNT: zeros}
         return {MOMENTS: moments(values, zeros)}
-    return {name: FROM_VALUES[name](values, layout)}
+    raise ValueError(f"unknown statistic {name!r}; known: {', '.join(sorted(STATISTICS))}")
 
 
-#: How each statistic is computed from host values: ``(values, layout) -> statistic``.
-FROM_VALUES: dict[str, Callable[[np.ndarray, Any], Any]] = {
-    MOMENTS: lambda values, layout: moments(values),
-    FIRED_UNITS: lambda values, layout: fired_units(values, layout.channel_axis),
-}
 #: How the statistics of several arrivals in a step combine.
 COMBINE: dict[str, Callable[[Sequence[Any]], Any]] = {
     MOMENTS: combine_moments,

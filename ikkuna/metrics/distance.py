@@ -47,8 +47,8 @@ def difference_norm(a: np.ndarray, b: np.ndarray) -> float:
 
     float32 parameters: the difference in float32 (correctly rounded, and exact where the
     two values are within a factor of two of each other, as a parameter and its earlier
-    value mostly are), its squares summed in float32 rows of 256 and the rows added in
-    float64: within ``ROW_PARTIALS_RTOL``, three times faster. Other dtypes, and float32
+    value mostly are), its squares summed in float32 rows (``float32_sum_of_squares``) and the
+    rows added in float64: within ``ROW_PARTIALS_RTOL``, three times faster. Other dtypes, and float32
     differences whose squares overflow float32: the difference and its squares in float64.
     """
     a, b = a.reshape(-1), b.reshape(-1)
