@@ -6,9 +6,9 @@ the type), so neither the model nor the step is rewritten, and ``detach()`` swap
 A layer's output computed under differentiation (a training pass inside ``nnx.grad`` /
 ``nnx.value_and_grad``) is kept on the module in a private variable, which NNX carries out of
 the gradient transform; ``optimizer.update`` takes those variables off again and sends them,
-with the gradients, the weights after the update and the updates, to the host in one ordered
-IO callback (:func:`ikkuna.adapters.jax_host.to_host`), only on the steps the monitor's
-``every=`` selects (other steps send an empty marker that counts them). Output gradients,
+with the gradients, the weights after the update and the updates, to the host in ordered IO
+callbacks (:func:`ikkuna.adapters.jax_host.to_host`) of at most ``PART_BYTES`` each, only on
+the steps the monitor's ``every=`` selects (other steps send an empty marker that counts them). Output gradients,
 which exist only in the backward pass, each leave through an identity with a custom VJP. A
 jitted step compiles once; one traced while attached keeps its (idle) callbacks after detach
 until it is traced again. A step jitted over data sharded across devices (``jax.sharding``)
@@ -20,6 +20,7 @@ JAX and Flax are imported on first use, never when ikkuna is imported.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import warnings
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
-from ikkuna.adapters.jax_host import to_host, wait_for_host
+from ikkuna.adapters.jax_host import in_parts, to_host, wait_for_host
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
@@ -137,6 +138,16 @@ def _is_training_value(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class _Delivery:
+    """What one value handed to the host is: its kind, layer and parameter role."""
+
+    kind: str
+    layer: LayerInfo | None
+    role: str | None  # None: not a parameter
+    layout: Layout
+
+
+@dataclass(frozen=True)
 class _Param:
     layer: LayerInfo
     role: str
@@ -185,6 +196,7 @@ class JaxAdapter(JaxProbe, Adapter):
         self._swaps = _ClassSwaps()
         self._buffer: list[tuple[str, LayerInfo | None, Any]] = []
         self._lock = threading.Lock()
+        self._step_buffered: list[tuple[str, LayerInfo | None, Any]] | None = None  # open step
         self._attached = False
         self._claimed = False
 
@@ -322,28 +334,39 @@ class JaxAdapter(JaxProbe, Adapter):
             outputs = [(adapter._captured_kind(path), v[...]) for path, v in captured]
             adapter._probe_hand_out_state(model, optimizer, step)
             # only what metrics need: every array handed out may change how XLA fuses the step
-            paths, gradients, weights, updates = [], [], [], []
             grad_leaves = dict(nnx.to_flat_state(grads)) if K.GRADIENTS in adapter._kinds else {}
-            for path, variable in nnx.to_flat_state(nnx.state(model, optimizer.wrt)):
-                if path not in adapter._params:
+            deliveries = [(_Delivery(kind, layer, None, CHANNELS_LAST), value)
+                          for (kind, layer), value in outputs]
+            params = [(path, adapter._params[path], variable)
+                      for path, variable in nnx.to_flat_state(nnx.state(model, optimizer.wrt))
+                      if path in adapter._params
+                      and adapter._params[path].layer.name in adapter._selected]
+            value_of = {
+                K.GRADIENTS: lambda path, _: (grad_leaves[path][...] if path in grad_leaves
+                                              else None),
+                K.WEIGHTS: lambda _, variable: variable[...],
+                K.UPDATES: lambda path, variable: variable[...] - before[path],
+            }
+            for kind, value in value_of.items():
+                if kind not in adapter._kinds:
                     continue
-                paths.append(path)
-                if K.WEIGHTS in adapter._kinds:
-                    weights.append(variable[...])
-                if K.GRADIENTS in adapter._kinds:
-                    grad = grad_leaves.get(path)
-                    gradients.append(grad[...] if grad is not None else None)
-                if path in before:
-                    updates.append(variable[...] - before[path])
-            kinds = [kind for kind, _ in outputs]
+                deliveries.extend((_Delivery(kind, param.layer, param.role, param.layout), found)
+                                  for path, param, variable in params
+                                  if (found := value(path, variable)) is not None)
             # the rate this update used (inject_hyperparams stores it with the new state)
             rate = (_learning_rate(optimizer.opt_state)
                     if K.LEARNING_RATE in adapter._kinds else None)
             rates = [] if rate is None else [rate[...]]
-            data = ([value for _, value in outputs], gradients, weights, updates, rates)
+            parts = in_parts([np.dtype(value.dtype).itemsize * int(np.prod(value.shape))
+                              for _, value in deliveries])
 
             def send() -> None:
-                to_host(lambda *values: adapter._deliver_step(paths, kinds, *values), *data)
+                for number, part in enumerate(parts):
+                    deliver = functools.partial(adapter._deliver_part,
+                                                [deliveries[i][0] for i in part],
+                                                number == 0, number == len(parts) - 1)
+                    to_host(deliver, rates if number == 0 else [],
+                            [deliveries[i][1] for i in part])
 
             def count() -> None:
                 to_host(adapter._deliver_marker)
@@ -404,35 +427,46 @@ class JaxAdapter(JaxProbe, Adapter):
 
     def _deliver_marker(self) -> None:
         """An unscheduled step: count it, send nothing."""
-        self._deliver_step([], [], [], [], [], [])
+        self._deliver_part([], True, True, [], [])
 
-    def _deliver_step(self, paths: list[tuple[Any, ...]], kinds: list[tuple[str, Any]],
-                      outputs: list[Any], gradients: list[Any], weights: list[Any],
-                      updates: list[Any], rates: list[Any] = ()) -> None:
-        with self._lock:
-            buffered, self._buffer = self._buffer, []
-        if not self._attached:
-            return
+    def _deliver_part(self, deliveries: list[_Delivery], first: bool, last: bool,
+                      rates: list[Any], values: list[Any]) -> None:
+        """One part of a step's values (:func:`in_parts`): the first opens the step with the
+        values buffered during its passes, the last closes it. Activations come before the
+        buffered values (output gradients, inputs, outputs), which come before parameters."""
         monitor = self.monitor
-        monitor.training_pass_started()
-        monitor.optimizer_step_started()
-        monitor.emit(K.STEP_STARTED)
-        if rates and monitor.recording(K.LEARNING_RATE):
-            monitor.emit(K.LEARNING_RATE, value=float(np.asarray(rates[0])))
-        captured = [(kind, layer, value) for (kind, layer), value in zip(kinds, outputs)]
-        for kind, layer, value in captured + buffered:
+        if first:
+            with self._lock:
+                buffered, self._buffer = self._buffer, []
+            if not self._attached:
+                return
+            self._step_buffered = buffered
+            monitor.training_pass_started()
+            monitor.optimizer_step_started()
+            monitor.emit(K.STEP_STARTED)
+            if rates and monitor.recording(K.LEARNING_RATE):
+                monitor.emit(K.LEARNING_RATE, value=float(np.asarray(rates[0])))
+        elif not self._attached or self._step_buffered is None:
+            return  # detached mid-step, or the step was never opened
+        for delivery, value in zip(deliveries, values):
+            if delivery.role is not None:
+                self._emit_buffered()
+            if monitor.recording(delivery.kind):
+                monitor.emit(delivery.kind, layer=delivery.layer, param=delivery.role,
+                             array=Array.from_host(value, delivery.layout))
+        if last:
+            self._emit_buffered()
+            self._step_buffered = None
+            monitor.emit(K.STEP_FINISHED)
+            monitor.optimizer_step_finished()
+
+    def _emit_buffered(self) -> None:
+        """The values buffered during the open step's passes, once."""
+        buffered, self._step_buffered = self._step_buffered, []
+        monitor = self.monitor
+        for kind, layer, value in buffered or ():
             if monitor.recording(kind) and (layer is None or layer.name in self._selected):
                 monitor.emit(kind, layer=layer, array=Array.from_host(value, CHANNELS_LAST))
-        for kind, values in ((K.GRADIENTS, gradients), (K.WEIGHTS, weights), (K.UPDATES, updates)):
-            if not values or not monitor.recording(kind):
-                continue
-            for path, value in zip(paths, values):
-                param = self._params[path]
-                if value is not None and param.layer.name in self._selected:
-                    monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=Array.from_host(value, param.layout))
-        monitor.emit(K.STEP_FINISHED)
-        monitor.optimizer_step_finished()
 
 
 def _learning_rate(state: Any) -> Any:

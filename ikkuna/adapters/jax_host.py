@@ -1,4 +1,4 @@
-"""How the JAX adapters hand values from a traced step to the host: one ordered IO callback.
+"""How the JAX adapters hand values from a traced step to the host: ordered IO callbacks.
 
 ``jax.debug.callback(..., ordered=True)`` cannot be compiled for more than one device (JAX
 refuses its ordered effect there), so a step over data sharded with ``jax.sharding`` would
@@ -19,8 +19,14 @@ JAX is imported on first use.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+#: The most bytes one callback hands to the host (a larger value goes alone). XLA holds a
+#: host copy of every operand of a callback until the callback returns, and keeps the memory
+#: it allocated for them: a scheduled step of a CNN handed to the host in one callback raised
+#: peak RSS by about 190 MiB on a 490 MiB run, in parts of at most 4 MiB by about 80 MiB.
+PART_BYTES = 4 << 20
 
 _inside = threading.local()  # set while one of these callbacks runs on this thread
 
@@ -39,6 +45,22 @@ def to_host(callback: Callable[..., None], *args: Any) -> None:
             _inside.active = False
 
     io_callback(call, None, *jax.tree_util.tree_map(jax.lax.stop_gradient, args), ordered=True)
+
+
+def in_parts(sizes: Sequence[int], most: int | None = None) -> list[list[int]]:
+    """The indices of values of ``sizes`` bytes, in order, grouped into consecutive parts of at
+    most ``most`` bytes each (default :data:`PART_BYTES`; a larger value is a part alone); one
+    empty part if there are no values."""
+    most = PART_BYTES if most is None else most
+    parts: list[list[int]] = [[]]
+    held = 0
+    for index, size in enumerate(sizes):
+        if parts[-1] and held + size > most:
+            parts.append([])
+            held = 0
+        parts[-1].append(index)
+        held += size
+    return parts
 
 
 def wait_for_host() -> None:

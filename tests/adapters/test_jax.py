@@ -134,6 +134,51 @@ def test_training_step_produces_every_event_kind_with_independently_computed_val
         assert seen[K.LOSS].at(index).value == pytest.approx(wanted[K.LOSS], rel=1e-5)
 
 
+@STYLES
+def test_a_step_handed_to_the_host_value_by_value_gives_the_events_of_one_callback(
+        jax, jitted, monkeypatch):
+    """Large steps reach the host in parts (``jax_host.PART_BYTES``): the events, their order
+    and their values are those of one callback per step."""
+    from ikkuna.adapters import jax as jax_adapter
+    from ikkuna.adapters import jax_host
+
+    def record(part_bytes):
+        monkeypatch.setattr(jax_host, "PART_BYTES", part_bytes)
+        callbacks = []
+        to_host = jax_host.to_host
+        monkeypatch.setattr(jax_adapter, "to_host",
+                            lambda callback, *args: (callbacks.append(1), to_host(callback, *args)))
+        model = small_cnn(seed=0)
+        optimizer = sgd(model)
+        seen = recorders(*ARRAY_KINDS)
+        order = []
+        with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()),
+                           sinks=[]) as monitor:
+            emit = monitor.emit
+
+            def spy(kind, **fields):
+                layer = fields.get("layer")
+                order.append((kind, monitor.step, layer.name if layer else None,
+                              fields.get("param")))
+                emit(kind, **fields)
+
+            monitor.emit = spy
+            train(model, optimizer, train_step(jitted), image_batch, steps=2, monitor=monitor)
+        return len(callbacks), order, seen
+
+    one_callback, order, seen = record(1 << 40)
+    value_by_value, parts_order, parts_seen = record(1)
+    # per traced update: a callback per value (3 kinds of 6 parameters, 3 activations), not one
+    assert value_by_value >= one_callback + 3 * 6 + 3 - 1
+    assert parts_order == order
+    assert [kind for kind, *_ in order].count(K.STEP_STARTED) == 2
+    for kind in ARRAY_KINDS:
+        assert len(parts_seen[kind].seen) == len(seen[kind].seen) > 0, kind
+        for got, wanted in zip(parts_seen[kind].seen, seen[kind].seen):
+            assert (got.step, got.layer, got.param) == (wanted.step, wanted.layer, wanted.param)
+            np.testing.assert_array_equal(got.values, wanted.values, kind)
+
+
 # -- 2. compiling once -------------------------------------------------------------------------
 
 

@@ -1,0 +1,23 @@
+"""How a step's values are grouped into host callbacks (pure Python: no JAX needed)."""
+
+from __future__ import annotations
+
+from ikkuna.adapters.jax_host import PART_BYTES, in_parts
+
+
+def test_values_are_grouped_in_order_into_parts_of_at_most_the_limit():
+    assert in_parts([3, 3, 3, 1, 5], most=6) == [[0, 1], [2, 3], [4]]
+
+
+def test_a_value_larger_than_the_limit_is_a_part_of_its_own():
+    assert in_parts([1, 10, 1, 1], most=4) == [[0], [1], [2, 3]]
+    assert in_parts([10, 10], most=4) == [[0], [1]]
+
+
+def test_no_values_are_one_empty_part_so_the_step_still_opens_and_closes():
+    assert in_parts([], most=4) == [[]]
+
+
+def test_the_default_limit_keeps_small_models_in_one_callback():
+    assert in_parts([4 * 307] * 20) == [list(range(20))]
+    assert in_parts([PART_BYTES, 1]) == [[0], [1]]
