@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
-from ikkuna.adapters.jax_host import in_parts, to_host, wait_for_host
+from ikkuna.adapters.jax_host import in_parts, nbytes, to_host, wait_for_host
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
@@ -357,8 +357,7 @@ class JaxAdapter(JaxProbe, Adapter):
             rate = (_learning_rate(optimizer.opt_state)
                     if K.LEARNING_RATE in adapter._kinds else None)
             rates = [] if rate is None else [rate[...]]
-            parts = in_parts([np.dtype(value.dtype).itemsize * int(np.prod(value.shape))
-                              for _, value in deliveries])
+            parts = in_parts([nbytes(value) for _, value in deliveries])
 
             def send() -> None:
                 for number, part in enumerate(parts):
@@ -559,30 +558,35 @@ class JaxPytreeAdapter(Adapter):
         walk(_look_through_params(tree) if isinstance(tree, dict) else tree, ())
         return flat
 
-    def deliver(self, values: dict[str, Any]) -> None:
-        """Host side of :func:`record_step`: one step's values, as numpy."""
+    def deliver_part(self, keys: list[tuple[str, Any]], first: bool, last: bool,
+                     values: list[Any], loss: Any = None) -> None:
+        """Host side of :func:`record_step`: one part (:func:`in_parts`) of a step's values,
+        keyed ``(kind, layer name or parameter path)``; the first part opens the step, the
+        last closes it and logs the loss."""
         if not self._attached:
             return
         monitor = self.monitor
-        monitor.training_pass_started()
-        monitor.optimizer_step_started()
-        monitor.emit(K.STEP_STARTED)
-        for name, value in values.get(K.ACTIVATIONS, {}).items():
-            layer = self._layers.get(name)
-            if layer is not None and monitor.recording(K.ACTIVATIONS):
-                monitor.emit(K.ACTIVATIONS, layer=layer, array=Array.from_host(value, CHANNELS_LAST))
-        for kind in (K.GRADIENTS, K.WEIGHTS, K.UPDATES):
+        if first:
+            monitor.training_pass_started()
+            monitor.optimizer_step_started()
+            monitor.emit(K.STEP_STARTED)
+        for (kind, key), value in zip(keys, values):
             if not monitor.recording(kind):
                 continue
-            for path, value in values.get(kind, {}).items():
-                param = self._params[path]
-                if param.layer.name in self._selected:
-                    monitor.emit(kind, layer=param.layer, param=param.role,
-                                 array=Array.from_host(value, param.layout))
-        monitor.emit(K.STEP_FINISHED)
-        monitor.optimizer_step_finished()
-        if K.LOSS in values:
-            monitor.log(loss=float(np.asarray(values[K.LOSS])))
+            if kind == K.ACTIVATIONS:
+                layer = self._layers.get(key)
+                if layer is not None:
+                    monitor.emit(kind, layer=layer, array=Array.from_host(value, CHANNELS_LAST))
+                continue
+            param = self._params[key]
+            if param.layer.name in self._selected:
+                monitor.emit(kind, layer=param.layer, param=param.role,
+                             array=Array.from_host(value, param.layout))
+        if last:
+            monitor.emit(K.STEP_FINISHED)
+            monitor.optimizer_step_finished()
+            if loss is not None:
+                monitor.log(loss=float(np.asarray(loss)))
 
 
 def _look_through_params(tree: dict[str, Any]) -> dict[str, Any]:
@@ -597,8 +601,8 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
     ``grads``, ``params`` (after the update) and ``updates`` are pytrees shaped like the
     params given to ``ikkuna.attach``; ``activations`` maps layer names to their outputs
     (for example Flax linen's ``sow``/``capture_intermediates``); ``loss`` is a scalar.
-    Everything leaves the step in one ordered host callback (once per step, with the global
-    arrays, also when the step runs sharded over several devices).
+    The values leave the step in ordered host callbacks of at most ``PART_BYTES`` each (once
+    per step, with the global arrays, also when the step runs sharded over several devices).
     """
     adapter = monitor.adapter
     if not isinstance(adapter, JaxPytreeAdapter):
@@ -606,15 +610,18 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
             "ikkuna.jax.record_step needs a monitor attached to a JAX params pytree "
             f"(ikkuna.attach(params)), got one for {adapter.framework!r}"
         )
-    values: dict[str, Any] = {}
+    deliveries: list[tuple[tuple[str, Any], Any]] = [
+        ((K.ACTIVATIONS, name), _one_array(name, value))
+        for name, value in (activations or {}).items()]
     for kind, tree in ((K.GRADIENTS, grads), (K.WEIGHTS, params), (K.UPDATES, updates)):
         if tree is not None:
-            values[kind] = adapter.flatten(tree)
-    if activations:
-        values[K.ACTIVATIONS] = {name: _one_array(name, value) for name, value in activations.items()}
-    if loss is not None:
-        values[K.LOSS] = loss
-    to_host(adapter.deliver, values)
+            deliveries.extend(((kind, path), value) for path, value in adapter.flatten(tree).items())
+    parts = in_parts([nbytes(value) for _, value in deliveries])
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1
+        to_host(functools.partial(adapter.deliver_part, [deliveries[i][0] for i in part],
+                                  number == 0, last),
+                [deliveries[i][1] for i in part], loss if last else None)
 
 
 def _one_array(name: str, value: Any) -> Any:

@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 #: The most bytes one callback hands to the host (a larger value goes alone). XLA holds a
 #: host copy of every operand of a callback until the callback returns, and keeps the memory
 #: it allocated for them: a scheduled step of a CNN handed to the host in one callback raised
@@ -61,6 +63,14 @@ def in_parts(sizes: Sequence[int], most: int | None = None) -> list[list[int]]:
         parts[-1].append(index)
         held += size
     return parts
+
+
+def nbytes(value: Any) -> int:
+    """The bytes of an array, or of a traced one (from its shape and dtype)."""
+    size = 1
+    for extent in value.shape:
+        size *= int(extent)
+    return size * np.dtype(value.dtype).itemsize
 
 
 def wait_for_host() -> None:

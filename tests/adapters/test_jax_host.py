@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ikkuna.adapters.jax_host import PART_BYTES, in_parts
+import numpy as np
+
+from ikkuna.adapters.jax_host import PART_BYTES, in_parts, nbytes
 
 
 def test_values_are_grouped_in_order_into_parts_of_at_most_the_limit():
@@ -21,3 +23,12 @@ def test_no_values_are_one_empty_part_so_the_step_still_opens_and_closes():
 def test_the_default_limit_keeps_small_models_in_one_callback():
     assert in_parts([4 * 307] * 20) == [list(range(20))]
     assert in_parts([PART_BYTES, 1]) == [[0], [1]]
+
+
+def test_nbytes_needs_only_a_shape_and_a_dtype_as_a_traced_array_has():
+    class Traced:
+        shape, dtype = (64, 32, 32, 3), "float32"
+
+    assert nbytes(Traced()) == 64 * 32 * 32 * 3 * 4
+    assert nbytes(np.zeros((3, 5), np.float16)) == 30
+    assert nbytes(np.float64(1.0)) == 8

@@ -76,6 +76,56 @@ def test_record_step_gives_every_parameter_kind_activations_and_loss(jax, jit):
     assert seen[K.WEIGHTS].at(0, "dense1", "weight").layout.out_axis == 1
 
 
+@pytest.mark.parametrize("jit", [True, False], ids=["jit", "eager"])
+def test_record_step_value_by_value_gives_the_events_of_one_callback(jax, jit, monkeypatch):
+    """Large steps reach the host in parts (``jax_host.PART_BYTES``): the same events, in the
+    same order, with the same values and the loss, as in one callback."""
+    from ikkuna.adapters import jax as jax_adapter
+    from ikkuna.adapters import jax_host
+
+    jnp = jax.numpy
+    kinds = (K.GRADIENTS, K.WEIGHTS, K.UPDATES, K.ACTIVATIONS)
+
+    def record(part_bytes):
+        monkeypatch.setattr(jax_host, "PART_BYTES", part_bytes)
+        callbacks = []
+        to_host = jax_host.to_host
+        monkeypatch.setattr(jax_adapter, "to_host",
+                            lambda callback, *args: (callbacks.append(1), to_host(callback, *args)))
+        params = make_params(jnp)
+        seen = recorders(*kinds)
+        order = []
+        with ikkuna.attach(params, metrics=list(seen.values())) as monitor:
+            emit = monitor.emit
+
+            def spy(kind, **fields):
+                layer = fields.get("layer")
+                order.append((kind, monitor.step, layer.name if layer else None,
+                              fields.get("param")))
+                emit(kind, **fields)
+
+            monitor.emit = spy
+            step, tx = make_step(jax, monitor, jit)
+            opt_state = tx.init(params)
+            x, y = jnp.ones((2, 4)), jnp.array([0, 1])
+            for _ in range(STEPS):
+                params, opt_state, _, _ = step(params, opt_state, x, y)
+        return len(callbacks), order, seen, list(monitor.series("loss").values)
+
+    one_callback, order, seen, losses = record(1 << 40)
+    value_by_value, parts_order, parts_seen, parts_losses = record(1)
+    # per traced step: one callback per value (3 kinds of 4 parameters, 1 activation), not one
+    assert value_by_value >= one_callback + 3 * 4 + 1 - 1
+    assert parts_order == order
+    assert [kind for kind, *_ in order].count(K.STEP_STARTED) == STEPS
+    assert parts_losses == losses and len(losses) == STEPS
+    for kind in kinds:
+        assert len(parts_seen[kind].seen) == len(seen[kind].seen) > 0, kind
+        for got, wanted in zip(parts_seen[kind].seen, seen[kind].seen):
+            assert (got.step, got.layer, got.param) == (wanted.step, wanted.layer, wanted.param)
+            np.testing.assert_array_equal(got.values, wanted.values, kind)
+
+
 def test_record_step_with_a_monitor_of_another_framework_is_a_type_error(jax):
     import optax
     from flax import nnx
