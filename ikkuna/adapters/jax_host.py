@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
-#: The most bytes one callback hands to the host (a larger value goes alone). XLA holds a
-#: host copy of every operand of a callback until the callback returns, and keeps the memory
-#: it allocated for them: a scheduled step of a CNN handed to the host in one callback raised
-#: peak RSS by about 190 MiB on a 490 MiB run, in parts of at most 4 MiB by about 80 MiB.
+#: The most bytes one callback hands to the host (a larger value goes alone). Each operand of
+#: a callback is copied twice on the host (jaxlib copies it into a numpy array, then
+#: ``io_callback`` copies that into a JAX array: numpy's buffers lack the 64-byte alignment
+#: that would let ``device_put`` alias them), both held until the callback returns, and the
+#: allocator keeps the memory (XLA's threads have malloc arenas of their own). A scheduled
+#: step of a CNN handed to the host in one callback raised peak RSS by about 190 MiB on a
+#: 490 MiB run; in parts of at most 4 MiB, by about 75 MiB.
 PART_BYTES = 4 << 20
 
 _inside = threading.local()  # set while one of these callbacks runs on this thread

@@ -283,3 +283,20 @@ def all_leaves(node: Any) -> dict[str, np.ndarray]:
 
     return {"/".join(str(part) for part in path): np.array(variable[...], copy=True)
             for path, variable in nnx.to_flat_state(nnx.state(node))}
+
+
+def host_callbacks_in_parts_of(monkeypatch: Any, part_bytes: int) -> list[int]:
+    """Make the JAX adapters hand values to the host in parts of at most ``part_bytes``; the
+    returned list grows by one for each host callback they place from now on."""
+    from ikkuna.adapters import jax as jax_adapter
+    from ikkuna.adapters import jax_host
+
+    monkeypatch.setattr(jax_host, "PART_BYTES", part_bytes)
+    placed: list[int] = []
+
+    def to_host(callback: Callable[..., None], *args: Any) -> None:
+        placed.append(1)
+        jax_host.to_host(callback, *args)
+
+    monkeypatch.setattr(jax_adapter, "to_host", to_host)
+    return placed

@@ -95,6 +95,20 @@ def recorders(*kinds: str, **options: Any) -> dict[str, Recorder]:
     return {kind: recorder(kind, **options) for kind in kinds}
 
 
+def spy_on_emitted_events(monitor: Any) -> list[tuple[str, int, str | None, str | None]]:
+    """Record (kind, step, layer name, param) of every event the adapter emits from now on."""
+    emitted: list[tuple[str, int, str | None, str | None]] = []
+    emit = monitor.emit
+
+    def spy(kind: str, **fields: Any) -> None:
+        layer = fields.get("layer")
+        emitted.append((kind, monitor.step, layer.name if layer else None, fields.get("param")))
+        emit(kind, **fields)
+
+    monitor.emit = spy
+    return emitted
+
+
 def spy_on_emit(monitor: Any) -> list[tuple[str, int]]:
     """Record (kind, step) of every event the adapter emits from now on."""
     emitted: list[tuple[str, int]] = []

@@ -26,6 +26,7 @@ from tests.adapters.jax_models import (
     all_leaves,
     by_role,
     embedding_model,
+    host_callbacks_in_parts_of,
     image_batch,
     loss_of,
     mlp,
@@ -46,6 +47,7 @@ from tests.adapters.recording import (
     recorder,
     recorders,
     spy_on_emit,
+    spy_on_emitted_events,
 )
 
 STEPS = 3
@@ -139,30 +141,14 @@ def test_a_step_handed_to_the_host_value_by_value_gives_the_events_of_one_callba
         jax, jitted, monkeypatch):
     """Large steps reach the host in parts (``jax_host.PART_BYTES``): the events, their order
     and their values are those of one callback per step."""
-    from ikkuna.adapters import jax as jax_adapter
-    from ikkuna.adapters import jax_host
-
     def record(part_bytes):
-        monkeypatch.setattr(jax_host, "PART_BYTES", part_bytes)
-        callbacks = []
-        to_host = jax_host.to_host
-        monkeypatch.setattr(jax_adapter, "to_host",
-                            lambda callback, *args: (callbacks.append(1), to_host(callback, *args)))
+        callbacks = host_callbacks_in_parts_of(monkeypatch, part_bytes)
         model = small_cnn(seed=0)
         optimizer = sgd(model)
         seen = recorders(*ARRAY_KINDS)
-        order = []
         with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()),
                            sinks=[]) as monitor:
-            emit = monitor.emit
-
-            def spy(kind, **fields):
-                layer = fields.get("layer")
-                order.append((kind, monitor.step, layer.name if layer else None,
-                              fields.get("param")))
-                emit(kind, **fields)
-
-            monitor.emit = spy
+            order = spy_on_emitted_events(monitor)
             train(model, optimizer, train_step(jitted), image_batch, steps=2, monitor=monitor)
         return len(callbacks), order, seen
 

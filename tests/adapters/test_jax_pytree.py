@@ -7,7 +7,8 @@ import pytest
 
 import ikkuna
 from ikkuna.core import kinds as K
-from tests.adapters.recording import recorders
+from tests.adapters.jax_models import host_callbacks_in_parts_of
+from tests.adapters.recording import recorders, spy_on_emitted_events
 
 STEPS = 3
 
@@ -80,31 +81,15 @@ def test_record_step_gives_every_parameter_kind_activations_and_loss(jax, jit):
 def test_record_step_value_by_value_gives_the_events_of_one_callback(jax, jit, monkeypatch):
     """Large steps reach the host in parts (``jax_host.PART_BYTES``): the same events, in the
     same order, with the same values and the loss, as in one callback."""
-    from ikkuna.adapters import jax as jax_adapter
-    from ikkuna.adapters import jax_host
-
     jnp = jax.numpy
     kinds = (K.GRADIENTS, K.WEIGHTS, K.UPDATES, K.ACTIVATIONS)
 
     def record(part_bytes):
-        monkeypatch.setattr(jax_host, "PART_BYTES", part_bytes)
-        callbacks = []
-        to_host = jax_host.to_host
-        monkeypatch.setattr(jax_adapter, "to_host",
-                            lambda callback, *args: (callbacks.append(1), to_host(callback, *args)))
+        callbacks = host_callbacks_in_parts_of(monkeypatch, part_bytes)
         params = make_params(jnp)
         seen = recorders(*kinds)
-        order = []
         with ikkuna.attach(params, metrics=list(seen.values())) as monitor:
-            emit = monitor.emit
-
-            def spy(kind, **fields):
-                layer = fields.get("layer")
-                order.append((kind, monitor.step, layer.name if layer else None,
-                              fields.get("param")))
-                emit(kind, **fields)
-
-            monitor.emit = spy
+            order = spy_on_emitted_events(monitor)
             step, tx = make_step(jax, monitor, jit)
             opt_state = tx.init(params)
             x, y = jnp.ones((2, 4)), jnp.array([0, 1])
