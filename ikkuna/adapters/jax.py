@@ -7,12 +7,13 @@ A layer's output computed under differentiation (a training pass inside ``nnx.gr
 ``nnx.value_and_grad``) is kept on the module in a private variable, which NNX carries out of
 the gradient transform; ``optimizer.update`` takes those variables off again and sends them,
 with the gradients, the weights after the update and the updates, to the host in ordered IO
-callbacks (:func:`ikkuna.adapters.jax_host.to_host`) of at most ``PART_BYTES`` each, only on
-the steps the monitor's ``every=`` selects (other steps send an empty marker that counts them). Output gradients,
-which exist only in the backward pass, each leave through an identity with a custom VJP. A
-jitted step compiles once; one traced while attached keeps its (idle) callbacks after detach
-until it is traced again. A step jitted over data sharded across devices (``jax.sharding``)
-calls back once per step with the global arrays, not once per device; ``detach()`` waits for
+callbacks (:func:`ikkuna.adapters.jax_host.to_host`) of at most ``PART_BYTES`` each, only
+on the steps the monitor's ``every=`` selects (other steps send an empty marker that counts
+them). Output gradients, which exist only in the backward pass, each leave through an
+identity with a custom VJP. A jitted step compiles once; one traced while attached keeps its
+(idle) callbacks after detach until it is traced again. In a step jitted over data sharded
+across devices (``jax.sharding``) each callback runs once per step with the global arrays,
+not once per device; ``detach()`` waits for
 the callbacks of the steps already dispatched.
 
 JAX and Flax are imported on first use, never when ikkuna is imported.
@@ -285,6 +286,7 @@ class JaxAdapter(JaxProbe, Adapter):
         _nnx().pop(self.model, _captured_type())  # outputs of passes no update took
         with self._lock:
             self._buffer.clear()
+        self._step_buffered = None  # a step detached between its parts is not finished
 
     # -- patched methods (run eagerly, or while a step is traced) -----------------------------
 
@@ -431,18 +433,20 @@ class JaxAdapter(JaxProbe, Adapter):
     def _deliver_part(self, deliveries: list[_Delivery], first: bool, last: bool,
                       rates: list[Any], values: list[Any]) -> None:
         """One part of a step's values (:func:`in_parts`): the first opens the step with the
-        values buffered during its passes, the last closes it. Activations come before the
-        buffered values (output gradients, inputs, outputs), which come before parameters."""
+        values buffered during its passes, the last closes it. The captured values come
+        first, then the buffered ones (output gradients; inputs, outputs and activations that
+        could not wait on their module), then the parameters."""
         monitor = self.monitor
         if first:
             with self._lock:
                 buffered, self._buffer = self._buffer, []
             if not self._attached:
                 return
-            self._step_buffered = buffered
+            self._step_buffered = None  # until the step is open: a doctor may raise first
             monitor.training_pass_started()
             monitor.optimizer_step_started()
             monitor.emit(K.STEP_STARTED)
+            self._step_buffered = buffered
             if rates and monitor.recording(K.LEARNING_RATE):
                 monitor.emit(K.LEARNING_RATE, value=float(np.asarray(rates[0])))
         elif not self._attached or self._step_buffered is None:

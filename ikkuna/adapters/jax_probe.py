@@ -85,7 +85,7 @@ class JaxProbe:
 
     def _probe_hand_out_state(self, model: Any, optimizer: Any, step: Any) -> None:
         """Traced in ``update`` after the weights changed: on probe steps, copy the state to
-        the host (an ordered callback that only stores it, before the step's own callback)."""
+        the host (an ordered callback that only stores it, before the step's own callbacks)."""
         if not self._probe_ready:
             return
         import jax

@@ -136,33 +136,54 @@ def test_training_step_produces_every_event_kind_with_independently_computed_val
         assert seen[K.LOSS].at(index).value == pytest.approx(wanted[K.LOSS], rel=1e-5)
 
 
+#: The events of one recorded step of ``small_cnn``, in the order one callback gave them: the
+#: captured values, the output gradients buffered during the backward pass, each parameter
+#: kind over the parameters (sorted by path), then the step's end.
+ONE_STEP = [
+    K.STEP_STARTED, K.LEARNING_RATE, K.INPUTS, K.OUTPUTS, *[K.ACTIVATIONS] * 3,
+    *[K.OUTPUT_GRADIENTS] * 3, *[K.GRADIENTS] * 6, *[K.WEIGHTS] * 6, *[K.UPDATES] * 6,
+    K.STEP_FINISHED,
+]
+
+
 @STYLES
+@pytest.mark.parametrize("every", [None, 2], ids=["every-step", "every-2"])
 def test_a_step_handed_to_the_host_value_by_value_gives_the_events_of_one_callback(
-        jax, jitted, monkeypatch):
+        jax, jitted, every, monkeypatch):
     """Large steps reach the host in parts (``jax_host.PART_BYTES``): the events, their order
-    and their values are those of one callback per step."""
+    and their values are those of one callback per step, on recorded and skipped steps."""
+    kinds = (*ARRAY_KINDS, K.LEARNING_RATE)
+
     def record(part_bytes):
         callbacks = host_callbacks_in_parts_of(monkeypatch, part_bytes)
         model = small_cnn(seed=0)
         optimizer = sgd(model)
-        seen = recorders(*ARRAY_KINDS)
+        seen = recorders(*kinds)
         with ikkuna.attach(model, optimizer=optimizer, metrics=list(seen.values()),
-                           sinks=[]) as monitor:
+                           sinks=[], every=every) as monitor:
             order = spy_on_emitted_events(monitor)
-            train(model, optimizer, train_step(jitted), image_batch, steps=2, monitor=monitor)
+            train(model, optimizer, train_step(jitted), image_batch, steps=3, monitor=monitor)
         return len(callbacks), order, seen
 
     one_callback, order, seen = record(1 << 40)
     value_by_value, parts_order, parts_seen = record(1)
-    # per traced update: a callback per value (3 kinds of 6 parameters, 3 activations), not one
-    assert value_by_value >= one_callback + 3 * 6 + 3 - 1
+    # per traced update: a callback per value (3 kinds of 6 parameters, 3 activations, the
+    # model's inputs and outputs), not one
+    assert value_by_value >= one_callback + 3 * 6 + 3 + 2 - 1
     assert parts_order == order
-    assert [kind for kind, *_ in order].count(K.STEP_STARTED) == 2
-    for kind in ARRAY_KINDS:
+    recorded = [0, 1, 2] if every is None else [0, 2]
+    for step in range(3):
+        kinds_of_step = [kind for kind, at, *_ in order if at == step and kind not in
+                         (K.LOSS, K.LABELS)]
+        assert kinds_of_step == (ONE_STEP if step in recorded
+                                 else [K.STEP_STARTED, K.STEP_FINISHED]), step
+    for kind in kinds:
         assert len(parts_seen[kind].seen) == len(seen[kind].seen) > 0, kind
         for got, wanted in zip(parts_seen[kind].seen, seen[kind].seen):
-            assert (got.step, got.layer, got.param) == (wanted.step, wanted.layer, wanted.param)
-            np.testing.assert_array_equal(got.values, wanted.values, kind)
+            assert (got.step, got.layer, got.param, got.value) == (
+                wanted.step, wanted.layer, wanted.param, wanted.value)
+            if wanted.values is not None:
+                np.testing.assert_array_equal(got.values, wanted.values, kind)
 
 
 # -- 2. compiling once -------------------------------------------------------------------------
