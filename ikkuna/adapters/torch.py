@@ -190,10 +190,20 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
     after = int(np.prod(tensor.shape[axis + 1:], dtype=np.int64))
     if after > 1 and tensor.is_contiguous():
         # NCHW: reduce each (sample, channel) row of contiguous values first, twice as fast
-        grid = tensor.view(-1, tensor.shape[axis], after)
-        fired = grid.amax(dim=2).ne(0) | grid.amin(dim=2).ne(0)
-        return fired.any(dim=0).cpu().numpy()
-    return (tensor.amax(dim=others).ne(0) | tensor.amin(dim=others).ne(0)).cpu().numpy()
+        tensor, axis = tensor.view(-1, tensor.shape[axis], after), 1
+
+        def fired_by(extreme: str, values: Any) -> Any:
+            return getattr(values, extreme)(dim=2).ne(0).any(dim=0)
+    else:
+        def fired_by(extreme: str, values: Any) -> Any:
+            return getattr(values, extreme)(dim=others).ne(0)
+
+    fired = fired_by("amax", tensor)
+    if not bool(fired.all()):
+        # only channels whose largest value is 0 need their smallest (a live ReLU's never do)
+        idle = fired.logical_not().nonzero().squeeze(1)
+        fired[idle] = fired_by("amin", tensor.index_select(axis, idle))
+    return fired.cpu().numpy()
 
 
 #: Statistics computed by torch itself, on any device: only small vectors (or one bool per

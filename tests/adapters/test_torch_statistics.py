@@ -172,7 +172,8 @@ def test_complex_tensors_are_refused_as_numpy_refuses_them_not_cut_to_their_real
 def test_fired_units_reduced_by_rows_equal_numpy(torch, layout_name):
     """Contiguous tensors with values after the channel axis reduce each (sample, channel)
     row first; others reduce over all other axes at once: both equal numpy's answer, with a
-    NaN firing and -0.0 not."""
+    NaN firing, -0.0 not, and a channel whose largest value is 0 firing by its one negative
+    value (its smallest, read only for channels that did not fire by their largest)."""
     from ikkuna.adapters.torch import tensor_fired_units, tensor_to_numpy
 
     shapes = {"nchw": (6, 5, 7, 3), "channels_last memory": (6, 5, 7, 3), "ncl": (4, 6, 9),
@@ -183,9 +184,11 @@ def test_fired_units_reduced_by_rows_equal_numpy(torch, layout_name):
     tensor[:, 1] = -0.0
     tensor[:, 2] = 0.0
     tensor[-1, 2].view(-1)[0] = float("nan")
+    tensor[:, 3] = 0.0
+    tensor[0, 3].view(-1)[-1] = -2.0
     if layout_name == "channels_last memory":
         tensor = tensor.to(memory_format=torch.channels_last)
         assert not tensor.is_contiguous()
     expected = fired_units(tensor_to_numpy(tensor), 1)
-    assert expected.tolist()[1:3] == [False, True]
+    assert expected.tolist()[1:4] == [False, True, True]
     assert tensor_fired_units(tensor, NCHW).tolist() == expected.tolist()
