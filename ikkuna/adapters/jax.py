@@ -503,6 +503,7 @@ class JaxPytreeAdapter(Adapter):
         super().__init__(model, optimizer)
         self._params: dict[tuple[str, ...], _Param] = {}
         self._attached = False
+        self._step_open = False  # between the first and the last part of a step
 
     @classmethod
     def accepts(cls, model: Any) -> bool:
@@ -547,6 +548,7 @@ class JaxPytreeAdapter(Adapter):
 
     def remove(self) -> None:
         self._attached = False
+        self._step_open = False
 
     def flatten(self, tree: Any) -> dict[tuple[str, ...], Any]:
         """The leaves of a params-shaped pytree (grads, updates, params) by their path."""
@@ -571,9 +573,13 @@ class JaxPytreeAdapter(Adapter):
             return
         monitor = self.monitor
         if first:
+            self._step_open = False  # until the opening calls returned (a doctor may raise)
             monitor.training_pass_started()
             monitor.optimizer_step_started()
             monitor.emit(K.STEP_STARTED)
+            self._step_open = True
+        elif not self._step_open:
+            return  # the step was never opened, or detached between its parts
         for (kind, key), value in zip(keys, values):
             if not monitor.recording(kind):
                 continue
@@ -587,6 +593,7 @@ class JaxPytreeAdapter(Adapter):
                 monitor.emit(kind, layer=param.layer, param=param.role,
                              array=Array.from_host(value, param.layout))
         if last:
+            self._step_open = False
             monitor.emit(K.STEP_FINISHED)
             monitor.optimizer_step_finished()
             if loss is not None:

@@ -69,11 +69,17 @@ def in_parts(sizes: Sequence[int], most: int | None = None) -> list[list[int]]:
 
 
 def nbytes(value: Any) -> int:
-    """The bytes of an array, or of a traced one (from its shape and dtype)."""
-    size = 1
-    for extent in value.shape:
-        size *= int(extent)
-    return size * np.dtype(value.dtype).itemsize
+    """The bytes of an array, a traced one (from its shape and dtype) or a Python number; 0
+    where they cannot be known while tracing (a symbolic shape, a leaf that is no array),
+    so that such a value shares a part with its neighbours."""
+    try:
+        size = 1
+        for extent in np.shape(value):
+            size *= int(extent)
+        dtype = getattr(value, "dtype", None)
+        return size * np.dtype(np.result_type(value) if dtype is None else dtype).itemsize
+    except Exception:  # noqa: BLE001 - jax.export's symbolic dimensions raise their own error
+        return 0
 
 
 def wait_for_host() -> None:

@@ -198,12 +198,16 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
         def fired_by(extreme: str, values: Any) -> Any:
             return getattr(values, extreme)(dim=others).ne(0)
 
-    fired = fired_by("amax", tensor)
-    if not bool(fired.all()):
-        # only channels whose largest value is 0 need their smallest (a live ReLU's never do)
-        idle = fired.logical_not().nonzero().squeeze(1)
-        fired[idle] = fired_by("amin", tensor.index_select(axis, idle))
-    return fired.cpu().numpy()
+    fired = fired_by("amax", tensor).cpu().numpy()
+    idle = np.flatnonzero(~fired)
+    # only channels whose largest value is 0 need their smallest (a live ReLU's never do);
+    # where most are idle (zero gradients, dead layers), the whole tensor, not a copy of most
+    if 2 * idle.size > fired.size:
+        fired |= fired_by("amin", tensor).cpu().numpy()
+    elif idle.size:
+        selected = tensor.index_select(axis, _torch().as_tensor(idle, device=tensor.device))
+        fired[idle] = fired_by("amin", selected).cpu().numpy()
+    return fired
 
 
 #: Statistics computed by torch itself, on any device: only small vectors (or one bool per

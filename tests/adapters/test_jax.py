@@ -186,6 +186,19 @@ def test_a_step_handed_to_the_host_value_by_value_gives_the_events_of_one_callba
                 np.testing.assert_array_equal(got.values, wanted.values, kind)
 
 
+def test_parts_of_a_step_that_was_not_opened_emit_nothing(jax):
+    """A part after a detach (or after a first part that raised) does not finish a step that
+    never started."""
+    model = mlp()
+    with ikkuna.attach(model, optimizer=sgd(model), metrics=list(recorders(K.WEIGHTS).values()),
+                       sinks=[]) as monitor:
+        emitted = spy_on_emitted_events(monitor)
+        monitor.adapter._deliver_part([], False, True, [], [])
+        assert emitted == []
+        monitor.adapter._deliver_part([], True, True, [], [])
+        assert [kind for kind, *_ in emitted] == [K.STEP_STARTED, K.STEP_FINISHED]
+
+
 # -- 2. compiling once -------------------------------------------------------------------------
 
 

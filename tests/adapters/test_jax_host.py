@@ -32,3 +32,5 @@ def test_nbytes_needs_only_a_shape_and_a_dtype_as_a_traced_array_has():
     assert nbytes(Traced()) == 64 * 32 * 32 * 3 * 4
     assert nbytes(np.zeros((3, 5), np.float16)) == 30
     assert nbytes(np.float64(1.0)) == 8
+    assert nbytes(1.0) == 8 and nbytes(3) == 8
+    assert nbytes(object()) == 0  # no size while tracing: it shares a part with the others

@@ -111,6 +111,25 @@ def test_record_step_value_by_value_gives_the_events_of_one_callback(jax, jit, m
             np.testing.assert_array_equal(got.values, wanted.values, kind)
 
 
+def test_parts_of_a_step_that_was_not_opened_emit_nothing(jax):
+    """A part after a detach (or after a first part that raised) does not finish a step that
+    never started."""
+    params = make_params(jax.numpy)
+    seen = recorders(K.WEIGHTS)
+    with ikkuna.attach(params, metrics=list(seen.values()), sinks=[]) as monitor:
+        emitted = spy_on_emitted_events(monitor)
+        adapter = monitor.adapter
+        key = next(iter(adapter._params))
+        weights = np.ones((4, 8), np.float32)
+        adapter.deliver_part([(K.WEIGHTS, key)], False, True, [weights], 1.0)
+        assert emitted == []
+        adapter.deliver_part([], True, False, [])
+        adapter.deliver_part([(K.WEIGHTS, key)], False, True, [weights])
+        assert [kind for kind, *_ in emitted] == [K.STEP_STARTED, K.WEIGHTS, K.STEP_FINISHED]
+        adapter.deliver_part([(K.WEIGHTS, key)], False, True, [weights])  # closed already
+        assert len(emitted) == 3
+
+
 def test_record_step_with_a_monitor_of_another_framework_is_a_type_error(jax):
     import optax
     from flax import nnx

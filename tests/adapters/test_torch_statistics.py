@@ -192,3 +192,25 @@ def test_fired_units_reduced_by_rows_equal_numpy(torch, layout_name):
     expected = fired_units(tensor_to_numpy(tensor), 1)
     assert expected.tolist()[1:4] == [False, True, True]
     assert tensor_fired_units(tensor, NCHW).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("zeroed", [0, 1, 5], ids=["all fire", "one idle", "most idle"])
+def test_fired_units_read_smallest_values_only_for_channels_whose_largest_are_zero(
+        torch, monkeypatch, zeroed):
+    """A ReLU's live channels need no second pass; one idle channel is read alone, and where
+    most channels are idle the whole tensor is read instead of a copy of most of it."""
+    from ikkuna.adapters.torch import tensor_fired_units, tensor_to_numpy
+
+    generator = torch.Generator().manual_seed(5)
+    tensor = torch.relu(torch.randn(4, 6, 5, 5, generator=generator)) + 0.5
+    tensor[:, :zeroed] = 0.0
+    if zeroed:
+        tensor[1, 0, 2, 3] = -1.0  # fires by its smallest value only
+    read = []
+    amin = torch.Tensor.amin
+    monkeypatch.setattr(torch.Tensor, "amin",
+                        lambda self, *a, **k: (read.append(self.shape[1]), amin(self, *a, **k))[1])
+    expected = fired_units(tensor_to_numpy(tensor), 1)
+    assert tensor_fired_units(tensor, NCHW).tolist() == expected.tolist()
+    assert expected.tolist() == ([True] * 6 if zeroed < 2 else [True] + [False] * 4 + [True])
+    assert read == {0: [], 1: [1], 5: [6]}[zeroed]
