@@ -21,7 +21,6 @@ JAX and Flax are imported on first use, never when ikkuna is imported.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 import warnings
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ikkuna.adapters.base import Adapter, claim, release
-from ikkuna.adapters.jax_host import in_parts, nbytes, to_host, wait_for_host
+from ikkuna.adapters.jax_host import to_host, to_host_in_parts, wait_for_host
 from ikkuna.adapters.jax_probe import PROBE_CAPABILITIES, JaxProbe
 from ikkuna.core import kinds as K
 from ikkuna.core.arrays import CHANNELS_LAST, Array, Layout, outputs_last_layout
@@ -359,15 +358,9 @@ class JaxAdapter(JaxProbe, Adapter):
             rate = (_learning_rate(optimizer.opt_state)
                     if K.LEARNING_RATE in adapter._kinds else None)
             rates = [] if rate is None else [rate[...]]
-            parts = in_parts([nbytes(value) for _, value in deliveries])
 
             def send() -> None:
-                for number, part in enumerate(parts):
-                    deliver = functools.partial(adapter._deliver_part,
-                                                [deliveries[i][0] for i in part],
-                                                number == 0, number == len(parts) - 1)
-                    to_host(deliver, rates if number == 0 else [],
-                            [deliveries[i][1] for i in part])
+                to_host_in_parts(adapter._deliver_part, deliveries, first_extra=(rates,))
 
             def count() -> None:
                 to_host(adapter._deliver_marker)
@@ -428,12 +421,12 @@ class JaxAdapter(JaxProbe, Adapter):
 
     def _deliver_marker(self) -> None:
         """An unscheduled step: count it, send nothing."""
-        self._deliver_part([], True, True, [], [])
+        self._deliver_part([], True, True, [])
 
     def _deliver_part(self, deliveries: list[_Delivery], first: bool, last: bool,
-                      rates: list[Any], values: list[Any]) -> None:
-        """One part of a step's values (:func:`in_parts`): the first opens the step with the
-        values buffered during its passes, the last closes it. The captured values come
+                      values: list[Any], rates: list[Any] = ()) -> None:
+        """One part of a step's values (:func:`to_host_in_parts`): the first opens the step
+        with the values buffered during its passes, the last closes it. The captured values come
         first, then the buffered ones (output gradients; inputs, outputs and activations that
         could not wait on their module), then the parameters."""
         monitor = self.monitor
@@ -566,9 +559,9 @@ class JaxPytreeAdapter(Adapter):
 
     def deliver_part(self, keys: list[tuple[str, Any]], first: bool, last: bool,
                      values: list[Any], loss: Any = None) -> None:
-        """Host side of :func:`record_step`: one part (:func:`in_parts`) of a step's values,
-        keyed ``(kind, layer name or parameter path)``; the first part opens the step, the
-        last closes it and logs the loss."""
+        """Host side of :func:`record_step`: one part (:func:`to_host_in_parts`) of a step's
+        values, keyed ``(kind, layer name or parameter path)``; the first part opens the step,
+        the last closes it and logs the loss."""
         if not self._attached:
             return
         monitor = self.monitor
@@ -627,12 +620,7 @@ def record_step(monitor: Any, *, grads: Any = None, params: Any = None, updates:
     for kind, tree in ((K.GRADIENTS, grads), (K.WEIGHTS, params), (K.UPDATES, updates)):
         if tree is not None:
             deliveries.extend(((kind, path), value) for path, value in adapter.flatten(tree).items())
-    parts = in_parts([nbytes(value) for _, value in deliveries])
-    for number, part in enumerate(parts):
-        last = number == len(parts) - 1
-        to_host(functools.partial(adapter.deliver_part, [deliveries[i][0] for i in part],
-                                  number == 0, last),
-                [deliveries[i][1] for i in part], loss if last else None)
+    to_host_in_parts(adapter.deliver_part, deliveries, last_extra=(loss,))
 
 
 def _one_array(name: str, value: Any) -> Any:

@@ -18,6 +18,7 @@ JAX is imported on first use.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,6 +51,20 @@ def to_host(callback: Callable[..., None], *args: Any) -> None:
             _inside.active = False
 
     io_callback(call, None, *jax.tree_util.tree_map(jax.lax.stop_gradient, args), ordered=True)
+
+
+def to_host_in_parts(deliver: Callable[..., None], keyed: Sequence[tuple[Any, Any]],
+                     first_extra: tuple[Any, ...] = (), last_extra: tuple[Any, ...] = ()) -> None:
+    """Hand ``(key, value)`` pairs to the host in ordered callbacks of at most
+    :data:`PART_BYTES` each (:func:`in_parts`), one call ``deliver(keys, first, last, values,
+    *extra)`` each: ``extra`` is ``first_extra`` in the first part's call and ``last_extra`` in
+    the last part's (the first's, then the last's, where there is one part)."""
+    parts = in_parts([nbytes(value) for _, value in keyed])
+    for number, part in enumerate(parts):
+        first, last = number == 0, number == len(parts) - 1
+        extra = (*(first_extra if first else ()), *(last_extra if last else ()))
+        to_host(functools.partial(deliver, [keyed[i][0] for i in part], first, last),
+                [keyed[i][1] for i in part], *extra)
 
 
 def in_parts(sizes: Sequence[int], most: int | None = None) -> list[list[int]]:
