@@ -113,6 +113,10 @@ class Bus:
         }
         return frozenset(k for k, idx in self._by_kind.items() if any(i in self._active for i in idx))
 
+    def takes(self, kind: str) -> bool:
+        """Whether some metric needs ``kind`` at all (else an event of it goes nowhere)."""
+        return kind in self._by_kind
+
     def publish(self, event: Event) -> None:
         """Hand one event of the current step to the metrics that need it.
 

@@ -217,6 +217,10 @@ class Monitor:
         """Hand an observation of the current step to the metrics."""
         if kind in _ADAPTER_OR_USER_KINDS:
             self._adapter_kinds.add(kind)
+        if not self._bus.takes(kind):  # no metric needs it (step boundaries, often)
+            if array is not None:
+                array.release()
+            return
         self._bus.publish(Event(kind, self.step, self.epoch, layer, param, array, value))
 
     # -- what users call ----------------------------------------------------------------------
@@ -362,6 +366,8 @@ class Monitor:
                 f"ikkuna: releasing the ranks' gather group failed: {type(error).__name__}: {error}")))
 
     def _scalar_records(self) -> list[Record]:
+        if not self._scalars and not self._losses:
+            return []
         scalars = dict(self._scalars)
         if self._losses:
             scalars[K.LOSS] = self._losses

@@ -198,6 +198,12 @@ def test_events_of_kinds_no_metric_needs_are_ignored():
     assert metric.calls == []
 
 
+def test_takes_says_which_kinds_some_metric_needs_on_any_step():
+    bus, _ = make_bus(Recorder(), ActivationRecorder(every=100))
+    assert bus.takes("weights") and bus.takes("activations")
+    assert not bus.takes("gradients") and not bus.takes(K.STEP_STARTED)
+
+
 def test_open_step_returns_the_kinds_the_active_metrics_need():
     bus, _ = make_bus(PairRecorder(), ActivationRecorder(every=2))
     assert bus.open_step(0, 0) == {"weights", "updates", "activations"}
