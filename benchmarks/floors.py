@@ -1,0 +1,444 @@
+"""What ikkuna's overhead cannot go below on this machine: the measurements behind the
+README's "why it cannot go lower" for the targets the overhead benchmark does not meet.
+
+    .venv/bin/python benchmarks/floors.py [--framework torch keras jax] [--steps N]
+        [--rounds R] [--compiled] [--json]
+
+Every number is a time per step, as a ratio to the same step without ikkuna, measured in this
+process on the same model, alternating in rounds (median over rounds). Rows marked *alone*
+time their work by itself, outside the step, and give one plus its time over the step's (the
+step's time varies by more than the work on a shared machine):
+
+- ``torch CNN``: the benchmark's CNN (``benchmarks/architectures.py``).
+  - *ikkuna, default metrics*: attached with ``metrics="default"``, for comparison.
+  - *one read, alone*: the least memory traffic the default metrics need: one sum over every
+    tensor they read (each layer's output, each weight and gradient) and the
+    copy and subtraction of the weights that the updates need. A monitor that computed every
+    statistic of a tensor in one fused pass, with no Python, would still pay this.
+  - *ikkuna's statistics, alone*: the statistics themselves, by ikkuna's own reducers
+    (``tensor_moments`` of every tensor, ``tensor_fired_units`` of every layer output: sums,
+    sums of squares, zero counts, each channel's largest values), without the bus, the
+    metrics or the store.
+  - *spare core, inline* and *on a thread*: numpy's statistics of every layer output (as
+    the Keras and JAX adapters compute them on the host: moments, zero count, fired units)
+    after each step, run inline or handed to a worker thread. Where the step keeps every
+    core busy, the thread saves nothing, so moving metrics off the training thread cannot
+    lower the overhead.
+  - *fused statistics, alone* (``--compiled``; needs a C++ compiler, and compiling takes
+    about 15 s): a sum and a sum of squares of every tensor, and a zero count and each channel's largest
+    value of every layer output, each tensor's in one kernel made by ``torch.compile``.
+- ``torch MLP``: the parity MLP, attached with no metrics, and with three hooks that do
+  nothing (a forward pre-hook on the model, a pre- and a post-hook on the optimizer's step:
+  the hooks ikkuna installs without metrics): what any hook-based monitor costs there.
+- ``Keras MLP``: the parity MLP in ``model.fit``, attached with no metrics, and with a
+  ``tf.numpy_function`` that does nothing added to the train step (the one host callback a
+  step ikkuna's Keras adapter needs to count the step and take its loss).
+- ``JAX MLP``: the parity MLP under ``nnx.jit``, with one IO callback a step that does
+  nothing (ordered, as ikkuna's step marker; and unordered): the cost of handing anything to
+  the host from a jitted step, whatever the host then does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.architectures import CNN, channels_last, classes
+from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, installed_frameworks
+from ikkuna.testing.parity.specs import MLP
+
+#: Timed steps per measurement (``--steps``) and rounds of alternating measurements.
+DEFAULT_STEPS = {"torch CNN": 30, "torch MLP": 2000, "Keras MLP": 500, "JAX MLP": 1000}
+DEFAULT_ROUNDS = 5
+FRAMEWORKS = ("torch", "keras", "jax")
+Timed = Callable[[], float]  # seconds per step of one measurement
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--framework", nargs="+", choices=FRAMEWORKS, default=None,
+                        help="which workloads (default: every installed one)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps per measurement (default: torch CNN 30, torch MLP 2000, Keras MLP 500, JAX MLP 1000)")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help=f"alternating rounds; medians are reported (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time the statistics fused by torch.compile (needs a C++ compiler)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if args.steps is not None and args.steps < 1 or args.rounds < 1:
+        parser.error("--steps and --rounds must be at least 1")
+    return args
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Each installed workload's step time without ikkuna and its rows, as ratios."""
+    chosen = args.framework or [f for f in FRAMEWORKS if f in installed_frameworks()]
+    found: dict[str, Any] = {}
+    if "torch" in chosen:
+        found["torch CNN"] = torch_cnn(args.steps or DEFAULT_STEPS["torch CNN"], args.rounds,
+                                       args.compiled)
+        found["torch MLP"] = torch_mlp(args.steps or DEFAULT_STEPS["torch MLP"], args.rounds)
+    if "keras" in chosen:
+        found["Keras MLP"] = keras_mlp(args.steps or DEFAULT_STEPS["Keras MLP"], args.rounds)
+    if "jax" in chosen:
+        found["JAX MLP"] = jax_mlp(args.steps or DEFAULT_STEPS["JAX MLP"], args.rounds)
+    return found
+
+
+def ratios(baseline: Timed, measured: dict[str, Timed], rounds: int,
+           alone: dict[str, Timed] | None = None) -> dict[str, Any]:
+    """Milliseconds per step of ``baseline``, and each of ``measured`` as its ratio to it,
+    alternating (baseline, then each) in every round; medians over rounds. ``alone`` are
+    timed by themselves, outside the step (less noise where the step's time varies): their
+    ratio is one plus their time over the step's."""
+    alone = alone or {}
+    seconds: dict[str, list[float]] = {name: [] for name in ("baseline", *measured, *alone)}
+    for _ in range(rounds):
+        seconds["baseline"].append(baseline())
+        for name, timed in (*measured.items(), *alone.items()):
+            seconds[name].append(timed())
+    base = statistics.median(seconds["baseline"])
+    found = {name: statistics.median(seconds[name]) / base for name in measured}
+    found.update({name: 1 + statistics.median(seconds[name]) / base for name in alone})
+    return {"baseline_ms": base * 1e3, "ratios": found}
+
+
+def per_step(step: Callable[[], object], steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+# -- torch CNN ---------------------------------------------------------------------------------
+
+
+def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
+    import tempfile
+
+    import torch
+
+    import ikkuna
+    from benchmarks.torch_loop import build
+    from ikkuna.adapters.torch import activation_layout, tensor_fired_units, tensor_moments
+    from ikkuna.core.arrays import NO_LAYOUT
+    from ikkuna.core.statistics import fired_units_and_zeros, moments
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn((BATCH, *CNN.input_shape), generator=generator)
+    labels = torch.randint(0, classes(CNN), (BATCH,), generator=generator)
+    model = build(CNN)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    outputs = _layer_outputs(model, inputs)
+    weights = [parameter.detach() for parameter in model.parameters()]
+    gradients = [parameter.grad.detach() for parameter in model.parameters()]
+    before = [torch.empty_like(weight) for weight in weights]
+
+    def one_read() -> None:
+        for tensor in (*outputs, *weights, *gradients):
+            tensor.sum()
+        for weight, copy in zip(weights, before):
+            copy.copy_(weight)
+            torch.sub(weight, copy, out=copy)
+
+    layouts = [activation_layout(module, output.ndim) for module, output in zip(model, outputs)]
+
+    def ikkunas_statistics() -> None:
+        for output, layout in zip(outputs, layouts):
+            tensor_moments(output, layout)
+            tensor_fired_units(output, layout)
+        for tensor in (*weights, *gradients):
+            tensor_moments(tensor, NO_LAYOUT)
+
+    def fusable(tensor: Any, channels: bool) -> Any:
+        flat = tensor.reshape(-1)
+        found = [flat.sum(), (flat * flat).sum()]
+        if channels:
+            found += [(flat == 0).sum(), _channel_maxima(tensor)]
+        return found
+
+    host_outputs = [(tensor.numpy(), layout.channel_axis) for tensor, layout in zip(outputs, layouts)]
+
+    def host_statistics() -> None:  # as the Keras and JAX adapters compute them, with numpy
+        for values, channel_axis in host_outputs:
+            _, zeros = fired_units_and_zeros(values, channel_axis)
+            moments(values, zeros)
+
+    def attached() -> float:
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics="default", store=store):
+            return per_step(step, steps)
+
+    measured: dict[str, Timed] = {
+        "ikkuna, default metrics": attached,
+        "spare core, inline": lambda: per_step(_then(step, host_statistics), steps),
+        "spare core, on a thread": lambda: per_step_with_worker(step, host_statistics, steps),
+    }
+    alone: dict[str, Timed] = {
+        "one read, alone": lambda: per_step(one_read, steps),
+        "ikkuna's statistics, alone": lambda: per_step(ikkunas_statistics, steps),
+    }
+    if compiled:
+        fused = torch.compile(fusable, dynamic=True)
+
+        def fused_statistics() -> None:
+            for tensor in outputs:
+                fused(tensor, True)
+            for tensor in (*weights, *gradients):
+                fused(tensor, False)
+
+        started = time.perf_counter()
+        fused_statistics()
+        compile_seconds = time.perf_counter() - started
+        alone["fused statistics, alone"] = lambda: per_step(fused_statistics, steps)
+    found = ratios(lambda: per_step(step, steps), measured, rounds, alone)
+    found["values_read"] = sum(t.numel() for t in (*outputs, *weights, *gradients))
+    if compiled:
+        found["compile_seconds"] = compile_seconds
+    return found
+
+
+def torch_mlp(steps: int, rounds: int) -> dict[str, Any]:
+    import tempfile
+
+    import torch
+
+    import ikkuna
+    from benchmarks.torch_loop import build
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn((BATCH, *MLP.input_shape), generator=generator)
+    labels = torch.randint(0, classes(MLP), (BATCH,), generator=generator)
+    model = build(MLP)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def attached() -> float:
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics=[], store=store):
+            return per_step(step, steps)
+
+    def hooked() -> float:
+        handles = [model.register_forward_pre_hook(lambda *_: None),
+                   optimizer.register_step_pre_hook(lambda *_: None),
+                   optimizer.register_step_post_hook(lambda *_: None)]
+        try:
+            return per_step(step, steps)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    return ratios(lambda: per_step(step, steps),
+                  {"ikkuna, no metrics": attached, "three no-op hooks": hooked}, rounds)
+
+
+def _layer_outputs(model: Any, inputs: Any) -> list[Any]:
+    """Every layer's output in one training forward pass (what the activation metrics read)."""
+    outputs: list[Any] = []
+    handles = [module.register_forward_hook(lambda _m, _a, output: outputs.append(output.detach()))
+               for module in model]
+    try:
+        model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs
+
+
+def _channel_maxima(tensor: Any) -> Any:
+    if tensor.ndim < 2:
+        return tensor.amax()
+    return tensor.reshape(tensor.shape[0], tensor.shape[1], -1).amax(dim=(0, 2))
+
+
+def _then(first: Callable[[], object], second: Callable[[], object]) -> Callable[[], None]:
+    def both() -> None:
+        first()
+        second()
+    return both
+
+
+def per_step_with_worker(step: Callable[[], object], work: Callable[[], object],
+                          steps: int, warmup: int = 2) -> float:
+    """Seconds per step when each step hands ``work`` to a worker thread, up to the end of
+    the last step's work."""
+    tasks: queue.Queue[bool] = queue.Queue()
+
+    def worker() -> None:
+        while tasks.get():
+            work()
+            tasks.task_done()
+        tasks.task_done()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        for _ in range(warmup):
+            step()
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+            tasks.put(True)
+        tasks.join()
+        return (time.perf_counter() - start) / steps
+    finally:
+        tasks.put(False)
+        thread.join()
+
+
+# -- Keras MLP ---------------------------------------------------------------------------------
+
+
+def keras_mlp(steps: int, rounds: int) -> dict[str, Any]:
+    """A fresh model each measurement, as in the overhead benchmark (attaching retraces fit's
+    step function anyway); the warm-up ``fit`` traces it, the timed one reuses it."""
+    import tempfile
+
+    import ikkuna
+    from benchmarks.keras_loop import _keras, build
+
+    keras = _keras()
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    warmup = 2 * BATCH
+    inputs = rng.standard_normal((warmup + steps * BATCH, *channels_last(MLP.input_shape)),
+                                 np.float32)
+    labels = rng.integers(0, classes(MLP), len(inputs))
+
+    def timed(variant: str) -> Timed:
+        def run() -> float:
+            keras.utils.set_random_seed(0)
+            model = build(MLP)
+            model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            if variant == "callback":
+                model.train_step = _with_host_callback(tf, model.train_step)
+            with tempfile.TemporaryDirectory() as store:
+                monitor = (ikkuna.attach(model, metrics=[], store=store)
+                           if variant == "ikkuna" else None)
+                try:
+                    fit = {"batch_size": BATCH, "shuffle": False, "verbose": 0}
+                    model.fit(inputs[:warmup], labels[:warmup], **fit)
+                    start = time.perf_counter()
+                    model.fit(inputs[warmup:], labels[warmup:], **fit)
+                    return (time.perf_counter() - start) / steps
+                finally:
+                    if monitor is not None:
+                        monitor.detach()
+        return run
+
+    return ratios(timed("plain"), {"ikkuna, no metrics": timed("ikkuna"),
+                                   "a no-op host callback": timed("callback")}, rounds)
+
+
+def _with_host_callback(tf: Any, train_step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def step_and_callback(data: Any) -> Any:
+        logs = train_step(data)
+        tf.numpy_function(_nothing, [], Tout=[], stateful=True)
+        return logs
+    return step_and_callback
+
+
+def _nothing() -> list[Any]:
+    return []
+
+
+# -- JAX MLP -----------------------------------------------------------------------------------
+
+
+def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
+    import jax
+    import optax
+    from flax import nnx
+    from jax.experimental import io_callback
+
+    from benchmarks.jax_loop import build
+    from ikkuna.testing.parity.jax_models import cross_entropy_step
+
+    rng = np.random.default_rng(1)
+    inputs = jax.numpy.asarray(
+        rng.standard_normal((BATCH, *channels_last(MLP.input_shape)), np.float32))
+    labels = jax.numpy.asarray(rng.integers(0, classes(MLP), BATCH))
+    model = build(MLP)
+    optimizer = nnx.Optimizer(model, optax.sgd(LEARNING_RATE, momentum=MOMENTUM), wrt=nnx.Param)
+
+    def timed(ordered: bool | None) -> Timed:
+        train = cross_entropy_step()
+
+        def with_callback(model: Any, optimizer: Any, inputs: Any, labels: Any) -> Any:
+            loss = train(model, optimizer, inputs, labels)
+            if ordered is not None:
+                io_callback(lambda _: None, None, loss, ordered=ordered)
+            return loss
+
+        jitted = nnx.jit(with_callback)
+        return lambda: per_step(
+            lambda: jax.block_until_ready(jitted(model, optimizer, inputs, labels)), steps)
+
+    return ratios(timed(None), {"a no-op IO callback, ordered": timed(True),
+                                "a no-op IO callback, unordered": timed(False)}, rounds)
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def markdown(found: dict[str, Any]) -> str:
+    lines = ["| workload | measurement | ms per step | ratio to the step |", "|---|---|---:|---:|"]
+    for workload, entry in found.items():
+        base = entry["baseline_ms"]
+        lines.append(f"| {workload} | the step without ikkuna | {base:.3g} | 1.00 |")
+        lines += [f"| {workload} | {name} | {ratio * base:.3g} | {ratio:.2f} |"
+                  for name, ratio in entry["ratios"].items()]
+    notes = []
+    if "torch CNN" in found:
+        notes.append(f"torch CNN: {found['torch CNN']['values_read'] / 1e6:.1f} million values "
+                     "read a step")
+        if "compile_seconds" in found["torch CNN"]:
+            notes.append(f"torch.compile took {found['torch CNN']['compile_seconds']:.0f} s")
+    return "\n".join(lines + ([""] + [f"{note}." for note in notes] if notes else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    found = measure(args)
+    if not found:
+        print("neither torch nor JAX is installed: nothing to measure", file=sys.stderr)
+        return 1
+    print(json.dumps(found, indent=2) if args.json else markdown(found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

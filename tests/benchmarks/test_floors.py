@@ -1,0 +1,106 @@
+"""The floors benchmark measures every row it reports (never a timing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.architectures import CNN, parameter_count
+from benchmarks.floors import markdown, per_step_with_worker
+from tests.conftest import require_framework
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "floors.py"
+TORCH_ROWS = ("ikkuna, default metrics", "spare core, inline", "spare core, on a thread",
+              "one read, alone", "ikkuna's statistics, alone")
+JAX_ROWS = ("a no-op IO callback, ordered", "a no-op IO callback, unordered")
+
+
+def run_floors(*arguments: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--steps", "1", "--rounds", "1", "--json",
+                           *arguments], capture_output=True, text=True, timeout=600, check=False,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def assert_measured(entry: dict[str, Any], rows: tuple[str, ...]) -> None:
+    assert tuple(entry["ratios"]) == rows
+    assert math.isfinite(entry["baseline_ms"]) and entry["baseline_ms"] > 0
+    assert all(math.isfinite(ratio) and ratio > 0 for ratio in entry["ratios"].values())
+
+
+@pytest.mark.framework
+def test_torch_reports_each_measurement_and_the_values_a_cnn_step_reads():
+    require_framework("torch")
+    found = run_floors("--framework", "torch")
+    assert list(found) == ["torch CNN", "torch MLP"]
+    assert_measured(found["torch CNN"], TORCH_ROWS)
+    assert_measured(found["torch MLP"], ("ikkuna, no metrics", "three no-op hooks"))
+    # every weight and gradient, and the layer outputs (at least the first conv's 64x32x32x32)
+    assert found["torch CNN"]["values_read"] > 2 * parameter_count(CNN) + 64 * 32 * 32 * 32
+
+
+@pytest.mark.framework
+def test_compiled_adds_the_fused_statistics_and_how_long_compiling_took(tmp_path):
+    require_framework("torch")
+    # a cache of its own: compiled from scratch, as on a fresh machine
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    found = run_floors("--framework", "torch", "--compiled", env=env)
+    assert_measured(found["torch CNN"], (*TORCH_ROWS, "fused statistics, alone"))
+    assert found["torch CNN"]["compile_seconds"] > 0
+    assert any((tmp_path / "inductor").iterdir())  # torch.compile did build kernels
+
+
+@pytest.mark.framework
+def test_keras_mlp_reports_ikkuna_and_a_no_op_host_callback():
+    require_framework("tensorflow")
+    require_framework("keras")
+    found = run_floors("--framework", "keras")
+    assert list(found) == ["Keras MLP"]
+    assert_measured(found["Keras MLP"], ("ikkuna, no metrics", "a no-op host callback"))
+
+
+@pytest.mark.framework
+def test_jax_mlp_reports_the_ordered_and_the_unordered_callback():
+    require_framework("jax")
+    found = run_floors("--framework", "jax")
+    assert list(found) == ["JAX MLP"]
+    assert_measured(found["JAX MLP"], JAX_ROWS)
+
+
+def test_the_threaded_measurement_waits_for_every_step_s_work():
+    done: list[int] = []
+    steps: list[int] = []
+    seconds = per_step_with_worker(lambda: steps.append(1), lambda: done.append(1), steps=7)
+    assert len(steps) == 7 + 2  # two warm-up steps, whose work is not handed over
+    assert len(done) == 7
+    assert seconds > 0
+
+
+def test_markdown_shows_each_row_in_milliseconds_and_as_a_ratio():
+    found = {"torch CNN": {"baseline_ms": 40.0, "ratios": {"one read": 1.05}, "values_read": 11e6,
+                           "compile_seconds": 14.6}}
+    lines = markdown(found).splitlines()
+    assert lines[:4] == [
+        "| workload | measurement | ms per step | ratio to the step |",
+        "|---|---|---:|---:|",
+        "| torch CNN | the step without ikkuna | 40 | 1.00 |",
+        "| torch CNN | one read | 42 | 1.05 |",
+    ]
+    assert "torch CNN: 11.0 million values read a step." in lines
+    assert "torch.compile took 15 s." in lines
+
+
+def test_a_framework_that_is_not_a_choice_is_refused():
+    done = subprocess.run([sys.executable, str(SCRIPT), "--framework", "theano"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr
