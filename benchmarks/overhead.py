@@ -1,7 +1,7 @@
 """Overhead of ikkuna on training loops: time ratios and peak memory, with and without it.
 
     .venv/bin/python benchmarks/overhead.py [--framework torch keras jax] [--model mlp cnn]
-        [--steps N] [--rounds R] [--quick] [--json] [--timeout S] [--verbose]
+        [--steps N] [--rounds R] [--memory-runs M] [--quick] [--json] [--timeout S] [--verbose]
 
 For each framework (default: every installed one), the parity MLP and a CNN of 1,143,242
 parameters (``benchmarks/architectures.py``) train with batch 64 and SGD with momentum in
@@ -9,8 +9,9 @@ torch's usual loop, Keras ``model.fit`` and a Flax NNX step under ``nnx.jit``, i
 configuration of ``benchmarks/workloads.py``. Timing: one child process per framework runs
 rounds; a round times every configuration once on a fresh model (warm-up and compilation
 excluded), and the table shows the median over rounds of each round's time ratio to
-``no ikkuna``. Memory: one child process per framework, model and configuration trains the
-same steps and reports its peak RSS. Every child has a timeout; a failed one is reported.
+``no ikkuna``. Memory: child processes per framework, model and configuration (three each by
+default) train the same steps and report their peak RSS; the table shows each cell's median.
+Every child has a timeout; a failed one is reported.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,8 @@ from benchmarks.workloads import (
 DEFAULT_STEPS = {"mlp": 100, "cnn": 10}
 QUICK_STEPS = {"mlp": 5, "cnn": 2}
 DEFAULT_ROUNDS = 3
+#: Processes per peak RSS cell: a process's peak varies by about 10% from one to the next.
+DEFAULT_MEMORY_RUNS = 3
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,8 +57,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="timed steps per run, for both models "
                         f"(default: MLP {DEFAULT_STEPS['mlp']}, CNN {DEFAULT_STEPS['cnn']})")
     parser.add_argument("--rounds", type=int, help=f"timing rounds (default {DEFAULT_ROUNDS})")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, "
-                        f"MLP {QUICK_STEPS['mlp']} and CNN {QUICK_STEPS['cnn']} steps")
+    parser.add_argument("--memory-runs", type=int, help="processes per peak RSS cell, whose "
+                        f"median is reported (default {DEFAULT_MEMORY_RUNS})")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 1 memory "
+                        f"run, MLP {QUICK_STEPS['mlp']} and CNN {QUICK_STEPS['cnn']} steps")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds each child process may run (default 600)")
@@ -70,8 +76,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         args.model = args.model or list(ARCHITECTURES)
         if not args.framework:
             parser.error(f"none of the frameworks is installed: {', '.join(REQUIREMENTS)}")
-        if (args.steps is not None and args.steps < 1) or (args.rounds is not None and args.rounds < 1):
-            parser.error("--steps and --rounds take a positive integer")
+        if any(value is not None and value < 1
+               for value in (args.steps, args.rounds, args.memory_runs)):
+            parser.error("--steps, --rounds and --memory-runs take a positive integer")
     return args
 
 
@@ -81,13 +88,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     defaults = QUICK_STEPS if args.quick else DEFAULT_STEPS
     steps = {model: args.steps or defaults[model] for model in args.model}
     rounds = args.rounds or (1 if args.quick else DEFAULT_ROUNDS)
+    memory_runs = args.memory_runs or (1 if args.quick else DEFAULT_MEMORY_RUNS)
     errors: list[str] = []
     timings = time_frameworks(args, steps, rounds, errors, started)
-    peaks = peak_memory(args, steps, errors, started)
+    peak_runs = peak_memory(args, steps, memory_runs, errors, started)
+    peaks = median_peaks(peak_runs)
     output: dict[str, Any] = {
         "machine": tables.machine(args.framework), "batch": BATCH,
         "optimizer": f"SGD, learning rate {LEARNING_RATE}, momentum {MOMENTUM}",
         "warmup_steps": WARMUP_STEPS, "steps": steps, "rounds": rounds,
+        "memory_runs": memory_runs,
         "configurations": CONFIGURATIONS,
         "metrics": {framework: results.metric_counts(framework) for framework in args.framework},
         "models": {model: {"description": DESCRIPTIONS[model], "parameters": {
@@ -95,6 +105,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for framework in args.framework}} for model in args.model},
         "time_ratio": {}, "seconds_per_step": {}, "peak_rss_mib": peaks,
         "peak_rss_ratio": {workload: results.memory_ratios(p) for workload, p in peaks.items()},
+        "peak_rss_runs_mib": peak_runs,
     }
     for framework in args.framework:
         for model in args.model:
@@ -121,23 +132,35 @@ def time_frameworks(args: argparse.Namespace, steps: dict[str, int], rounds: int
     return timings
 
 
-def peak_memory(args: argparse.Namespace, steps: dict[str, int], errors: list[str],
-                started: float) -> dict[str, dict[str, float | None]]:
-    """Peak RSS (MiB) per workload and configuration, from one child each, two at a time."""
+def peak_memory(args: argparse.Namespace, steps: dict[str, int], runs: int, errors: list[str],
+                started: float) -> dict[str, dict[str, list[float]]]:
+    """Peak RSS (MiB) per workload and configuration from ``runs`` child processes each, two at
+    a time (the runs of all cells interleaved); failures go to ``errors``."""
+    cells = [(framework, model, config) for framework in args.framework for model in args.model
+             for config in CONFIGURATIONS]
     tasks = [{"task": "memory", "framework": framework, "model": model, "configuration": config,
-              "steps": steps[model]}
-             for framework in args.framework for model in args.model for config in CONFIGURATIONS]
+              "steps": steps[model]} for _ in range(runs) for framework, model, config in cells]
     _progress(f"peak RSS: {len(tasks)} child processes", started)
     found = run_children(tasks, args.timeout, jobs=min(2, os.cpu_count() or 1),
                          verbose=args.verbose)
-    peaks: dict[str, dict[str, float | None]] = {}
+    measured: dict[tuple[str, str, str], list[float]] = {cell: [] for cell in cells}
     for task, result in zip(tasks, found):
-        workload, config = f"{task['framework']} {task['model']}", task["configuration"]
+        cell = (task["framework"], task["model"], task["configuration"])
         if isinstance(result, ChildFailed):
-            errors.append(f"peak RSS {workload}, {config}: {result}")
-        peaks.setdefault(workload, {})[config] = (
-            None if isinstance(result, ChildFailed) else result["peak_rss_mib"])
-    return peaks
+            errors.append(f"peak RSS {cell[0]} {cell[1]}, {cell[2]}: {result}")
+        else:
+            measured[cell].append(result["peak_rss_mib"])
+    runs_by_workload: dict[str, dict[str, list[float]]] = {}
+    for (framework, model, config), values in measured.items():
+        runs_by_workload.setdefault(f"{framework} {model}", {})[config] = values
+    return runs_by_workload
+
+
+def median_peaks(runs: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float | None]]:
+    """Each cell's median peak RSS (None where every run failed)."""
+    return {workload: {config: statistics.median(values) if values else None
+                       for config, values in cells.items()}
+            for workload, cells in runs.items()}
 
 
 def markdown(output: dict[str, Any]) -> str:
@@ -162,7 +185,8 @@ def markdown(output: dict[str, Any]) -> str:
         "",
         tables.ratio_table(output["time_ratio"], output["seconds_per_step"]),
         "",
-        "Peak RSS of a run in its own process, MiB (ratio to no ikkuna):",
+        (f"Peak RSS of a run in its own process, MiB, median of {output['memory_runs']} "
+         "process(es) (ratio to no ikkuna):"),
         "",
         tables.memory_table(output["peak_rss_mib"], output["peak_rss_ratio"]),
         "",

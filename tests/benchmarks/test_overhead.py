@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks import overhead
 from benchmarks.overhead import markdown
 from tests.conftest import require_framework
 
@@ -46,6 +47,9 @@ def test_quick_json_reports_every_configuration_with_finite_ratios(quick_torch_m
         assert all(math.isfinite(value) and value > 0 for value in values.values()), values
     assert output["time_ratio"]["torch mlp"]["no ikkuna"] == 1.0
     assert output["peak_rss_ratio"]["torch mlp"]["no ikkuna"] == 1.0
+    assert output["memory_runs"] == 1  # --quick: one process per cell
+    assert {config: len(runs) for config, runs in output["peak_rss_runs_mib"]["torch mlp"].items()} == (
+        dict.fromkeys(CONFIGURATIONS, 1))
 
 
 @pytest.mark.framework
@@ -62,3 +66,26 @@ def test_a_framework_that_is_not_a_choice_is_refused():
     done = run_benchmark("--framework", "theano")
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+def test_peak_rss_is_the_median_of_the_runs_and_a_failed_run_is_reported(monkeypatch):
+    peaks = iter([500.0, 400.0, 700.0, 650.0])  # no ikkuna: 500, 700; attached: 400, failed
+
+    def run_children(tasks, timeout, jobs, verbose=False):
+        assert [task["configuration"] for task in tasks] == [
+            "no ikkuna", "attached, no metrics"] * 2  # the runs of all cells interleaved
+        found = [{"peak_rss_mib": next(peaks)} for _ in tasks]
+        found[3] = overhead.ChildFailed("killed")
+        return found
+
+    monkeypatch.setattr(overhead, "run_children", run_children)
+    monkeypatch.setattr(overhead, "CONFIGURATIONS", dict.fromkeys(CONFIGURATIONS[:2]))
+    args = overhead.parse_arguments(["--child", "{}"])  # no installed-framework check
+    args.framework, args.model, args.timeout, args.verbose = ["torch"], ["mlp"], 1.0, False
+    errors: list[str] = []
+    runs = overhead.peak_memory(args, {"mlp": 5}, 2, errors, started=0.0)
+    assert runs == {"torch mlp": {"no ikkuna": [500.0, 700.0], "attached, no metrics": [400.0]}}
+    assert overhead.median_peaks(runs) == {"torch mlp": {"no ikkuna": 600.0,
+                                                         "attached, no metrics": 400.0}}
+    assert errors == ["peak RSS torch mlp, attached, no metrics: killed"]
+    assert overhead.median_peaks({"torch mlp": {"no ikkuna": []}}) == {"torch mlp": {"no ikkuna": None}}
