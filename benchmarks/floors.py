@@ -130,29 +130,13 @@ def per_step(step: Callable[[], object], steps: int, warmup: int = 2) -> float:
 
 
 def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
-    import tempfile
-
     import torch
 
-    import ikkuna
-    from benchmarks.torch_loop import build
     from ikkuna.adapters.torch import activation_layout, tensor_fired_units, tensor_moments
     from ikkuna.core.arrays import NO_LAYOUT
     from ikkuna.core.statistics import fired_units_and_zeros, moments
 
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1)
-    inputs = torch.randn((BATCH, *CNN.input_shape), generator=generator)
-    labels = torch.randint(0, classes(CNN), (BATCH,), generator=generator)
-    model = build(CNN)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+    model, optimizer, inputs, step = _torch_training(CNN)
     step()
     outputs = _layer_outputs(model, inputs)
     weights = [parameter.detach() for parameter in model.parameters()]
@@ -189,13 +173,8 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
             _, zeros = fired_units_and_zeros(values, channel_axis)
             moments(values, zeros)
 
-    def attached() -> float:
-        with tempfile.TemporaryDirectory() as store, \
-                ikkuna.attach(model, optimizer=optimizer, metrics="default", store=store):
-            return per_step(step, steps)
-
     measured: dict[str, Timed] = {
-        "ikkuna, default metrics": attached,
+        "ikkuna, default metrics": _attached(model, optimizer, step, steps, metrics="default"),
         "spare core, inline": lambda: per_step(_then(step, host_statistics), steps),
         "spare core, on a thread": lambda: per_step_with_worker(step, host_statistics, steps),
     }
@@ -224,30 +203,7 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
 
 
 def torch_mlp(steps: int, rounds: int) -> dict[str, Any]:
-    import tempfile
-
-    import torch
-
-    import ikkuna
-    from benchmarks.torch_loop import build
-
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1)
-    inputs = torch.randn((BATCH, *MLP.input_shape), generator=generator)
-    labels = torch.randint(0, classes(MLP), (BATCH,), generator=generator)
-    model = build(MLP)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    def attached() -> float:
-        with tempfile.TemporaryDirectory() as store, \
-                ikkuna.attach(model, optimizer=optimizer, metrics=[], store=store):
-            return per_step(step, steps)
+    model, optimizer, _, step = _torch_training(MLP)
 
     def hooked() -> float:
         handles = [model.register_forward_pre_hook(lambda *_: None),
@@ -260,7 +216,45 @@ def torch_mlp(steps: int, rounds: int) -> dict[str, Any]:
                 handle.remove()
 
     return ratios(lambda: per_step(step, steps),
-                  {"ikkuna, no metrics": attached, "three no-op hooks": hooked}, rounds)
+                  {"ikkuna, no metrics": _attached(model, optimizer, step, steps, metrics=[]),
+                   "three no-op hooks": hooked}, rounds)
+
+
+def _torch_training(architecture: Any) -> tuple[Any, Any, Any, Callable[[], None]]:
+    """The benchmark's torch model, its SGD optimizer, a fixed batch's inputs and one training
+    step on that batch."""
+    import torch
+
+    from benchmarks.torch_loop import build
+
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn((BATCH, *architecture.input_shape), generator=generator)
+    labels = torch.randint(0, classes(architecture), (BATCH,), generator=generator)
+    model = build(architecture)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def step() -> None:
+        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return model, optimizer, inputs, step
+
+
+def _attached(model: Any, optimizer: Any, step: Callable[[], None], steps: int,
+              metrics: Any) -> Timed:
+    """Seconds per step with ikkuna attached (a store of its own), detached afterwards."""
+    import tempfile
+
+    import ikkuna
+
+    def run() -> float:
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics=metrics, store=store):
+            return per_step(step, steps)
+    return run
 
 
 def _layer_outputs(model: Any, inputs: Any) -> list[Any]:
