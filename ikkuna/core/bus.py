@@ -90,6 +90,7 @@ class Bus:
             for kind in slot.needs:
                 self._by_kind.setdefault(kind, []).append(index)
         self._active: set[int] = set(range(len(slots)))
+        self._summarizing = [index for index, slot in enumerate(slots) if slot.summarizes]
         self._pending: dict[GroupKey, dict[str, list[Event]]] = {}
         self._layers: dict[GroupKey, LayerInfo | None] = {}
         self._records: list[Record] = []
@@ -106,6 +107,9 @@ class Bus:
         ``scheduled=False`` (the monitor's own ``every=`` skips the step) makes every metric idle.
         """
         self._step, self._epoch = step, epoch
+        if not self.slots:
+            self._active = set()
+            return frozenset()
         self._active = {
             i
             for i, slot in enumerate(self.slots)
@@ -156,14 +160,15 @@ class Bus:
 
     def close_step(self) -> list[Record]:
         """Dispatch what waited for the step's end; return and forget the step's records."""
-        for key in list(self._pending):
-            if len(self._pending[key]) == len(self.slots[key[0]].needs):
-                self._dispatch(key)
-        self._pending.clear()
+        if self._pending:
+            for key in list(self._pending):
+                if len(self._pending[key]) == len(self.slots[key[0]].needs):
+                    self._dispatch(key)
+            self._pending.clear()
         self._layers.clear()
-        for index in sorted(self._active):
+        for index in self._summarizing:  # in slot order, as the records were before
             slot = self.slots[index]
-            if slot.summarizes and not slot.disabled:
+            if index in self._active and not slot.disabled:
                 try:
                     result = slot.metric.finish_step(self._step)
                     self._records.extend(self._to_records(slot.name, result, None, None))

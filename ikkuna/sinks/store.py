@@ -100,6 +100,8 @@ class StoreSink(Sink):
                 record.param, value, vector, edges, is_nan, record.rank)
 
     def flush(self) -> None:
+        if not self._pending:  # nothing written since the last flush (a step without records)
+            return
         with self._lock:
             if not self._pending or self._connection is None:
                 return

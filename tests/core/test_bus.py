@@ -204,6 +204,49 @@ def test_takes_says_which_kinds_some_metric_needs_on_any_step():
     assert not bus.takes("gradients") and not bus.takes(K.STEP_STARTED)
 
 
+class StepTotal(Metric):
+    """Sums the weights it sees in a step; one record a step, at the step's end."""
+
+    name = "step_total"
+    needs = ("weights",)
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.total = 0.0
+        self.finished: list[int] = []
+
+    def compute(self, group: EventGroup) -> None:
+        self.total += float(np.sum(group["weights"]))
+
+    def finish_step(self, step: int) -> float:
+        self.finished.append(step)
+        total, self.total = self.total, 0.0
+        return total
+
+
+class OtherStepTotal(StepTotal):
+    name = "other_step_total"
+
+
+def test_step_end_summaries_run_on_their_scheduled_steps_only_and_in_metric_order():
+    every_step, every_other = StepTotal(), OtherStepTotal(every=2)
+    bus, _ = make_bus(Recorder(), every_other, every_step)
+    for step in range(3):
+        bus.open_step(step, 0)
+        bus.publish(event("weights", [1.0, 2.0], param="weight", step=step))
+        summaries = [(r.metric, r.value) for r in bus.close_step() if r.layer is None]
+        expected = ([("other_step_total", 3.0)] if step % 2 == 0 else []) + [("step_total", 3.0)]
+        assert summaries == expected
+    assert every_step.finished == [0, 1, 2] and every_other.finished == [0, 2]
+
+
+def test_a_bus_without_metrics_needs_nothing_and_records_nothing():
+    bus, _ = make_bus()
+    assert bus.open_step(0, 0) == frozenset()
+    bus.publish(event("weights", [1.0], param="weight"))
+    assert bus.close_step() == []
+
+
 def test_open_step_returns_the_kinds_the_active_metrics_need():
     bus, _ = make_bus(PairRecorder(), ActivationRecorder(every=2))
     assert bus.open_step(0, 0) == {"weights", "updates", "activations"}

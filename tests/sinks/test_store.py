@@ -366,6 +366,18 @@ def test_flush_with_nothing_written_adds_no_records(store):
     assert ikkuna.list_runs(store)[0].records == 0
 
 
+def test_flush_with_nothing_written_opens_no_transaction(store):
+    sink = open_sink(store)
+    statements: list[str] = []
+    sink._connection.set_trace_callback(statements.append)
+    sink.flush()
+    assert statements == []  # a step without records costs the store nothing
+    sink.write([record("exp", 0, "m", 1.0)])
+    sink.flush()
+    assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+    sink.close()
+
+
 def test_two_sinks_write_the_same_store_without_mixing_runs(store):
     left = open_sink(store, "left")
     right = open_sink(store, "right")
