@@ -11,31 +11,31 @@ step's time varies by more than the work on a shared machine):
 
 - ``torch CNN``: the benchmark's CNN (``benchmarks/architectures.py``).
   - *ikkuna, default metrics*: attached with ``metrics="default"``, for comparison.
-  - *one read, alone*: the least memory traffic the default metrics need: one sum over every
-    tensor they read (each layer's output, each weight and gradient) and the
-    copy and subtraction of the weights that the updates need. A monitor that computed every
-    statistic of a tensor in one fused pass, with no Python, would still pay this.
-  - *ikkuna's statistics, alone*: the statistics themselves, by ikkuna's own reducers
-    (``tensor_moments`` of every tensor, ``tensor_fired_units`` of every layer output: sums,
-    sums of squares, zero counts, each channel's largest values), without the bus, the
-    metrics or the store.
-  - *spare core, inline* and *on a thread*: numpy's statistics of every layer output (as
-    the Keras and JAX adapters compute them on the host: moments, zero count, fired units)
-    after each step, run inline or handed to a worker thread. Where the step keeps every
-    core busy, the thread saves nothing, so moving metrics off the training thread cannot
-    lower the overhead.
-  - *fused statistics, alone* (``--compiled``; needs a C++ compiler, and compiling takes
-    about 15 s): a sum and a sum of squares of every tensor, and a zero count and each channel's largest
-    value of every layer output, each tensor's in one kernel made by ``torch.compile``.
+  - *spare core, inline* and *on a thread*: numpy's statistics of every layer output (moments,
+    zero count, fired units, as the Keras and JAX adapters compute them on the host) after
+    each step, inline or handed to a worker thread: whether a thread hides host work while
+    the step keeps both cores busy. The thread gets the arrays as they are; a real hand-off
+    would first copy them (they are valid only during the step), which is not timed here.
+  - *one read, alone*: the least memory traffic of the default metrics: one sum over every
+    tensor they read (each layer's output, each weight, gradient and initial weight) and the
+    copy and subtraction that make the updates. A monitor that computed every statistic of
+    a tensor in one fused pass, with no Python, would still pay this.
+  - *ikkuna's statistics, alone*: the statistics themselves by ikkuna's own torch reducers:
+    ``tensor_moments`` (sum, sum of squares, zero count) of every layer output, weight,
+    gradient and update (with the update's copy and subtraction), and
+    ``tensor_fired_units`` of every layer output; no bus, metrics or store.
+  - *fused statistics, alone* (``--compiled``; needs a C++ compiler, about 15 s to compile):
+    the same sums, sums of squares and zero counts, and each layer output's channel
+    maxima, in one function per tensor compiled by ``torch.compile``.
 - ``torch MLP``: the parity MLP, attached with no metrics, and with three hooks that do
   nothing (a forward pre-hook on the model, a pre- and a post-hook on the optimizer's step:
-  the hooks ikkuna installs without metrics): what any hook-based monitor costs there.
+  the hooks ikkuna installs without metrics).
 - ``Keras MLP``: the parity MLP in ``model.fit``, attached with no metrics, and with a
   ``tf.numpy_function`` that does nothing added to the train step (the one host callback a
   step ikkuna's Keras adapter needs to count the step and take its loss).
-- ``JAX MLP``: the parity MLP under ``nnx.jit``, with one IO callback a step that does
-  nothing (ordered, as ikkuna's step marker; and unordered): the cost of handing anything to
-  the host from a jitted step, whatever the host then does.
+- ``JAX MLP``: the parity MLP under ``nnx.jit``, attached with no metrics, and with one IO
+  callback a step that does nothing (ordered, as ikkuna's step marker; and unordered): the
+  cost of handing anything to the host from a jitted step, whatever the host then does.
 """
 
 from __future__ import annotations
@@ -72,15 +72,21 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--framework", nargs="+", choices=FRAMEWORKS, default=None,
                         help="which workloads (default: every installed one)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="timed steps per measurement (default: torch CNN 30, torch MLP 2000, Keras MLP 500, JAX MLP 1000)")
+                        help="timed steps per measurement (default: "
+                        + ", ".join(f"{name} {count}" for name, count in DEFAULT_STEPS.items())
+                        + ")")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                        help=f"alternating rounds; medians are reported (default {DEFAULT_ROUNDS})")
+                        help=f"alternating rounds, medians reported (default {DEFAULT_ROUNDS})")
     parser.add_argument("--compiled", action="store_true",
-                        help="also time the statistics fused by torch.compile (needs a C++ compiler)")
+                        help="also time statistics fused by torch.compile (needs a C++ compiler)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1 or args.rounds < 1:
         parser.error("--steps and --rounds must be at least 1")
+    installed = installed_frameworks()
+    missing = sorted(set(args.framework or ()) - set(installed))
+    if missing:
+        parser.error(f"not installed: {', '.join(missing)}; installed: {', '.join(installed)}")
     return args
 
 
@@ -141,14 +147,20 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
     outputs = _layer_outputs(model, inputs)
     weights = [parameter.detach() for parameter in model.parameters()]
     gradients = [parameter.grad.detach() for parameter in model.parameters()]
+    initial = [weight.clone() for weight in weights]  # as distance_from_init keeps them
     before = [torch.empty_like(weight) for weight in weights]
 
-    def one_read() -> None:
-        for tensor in (*outputs, *weights, *gradients):
-            tensor.sum()
+    def updates() -> list[Any]:
+        """Each weight's update, as the torch adapter makes it: a copy, then a subtraction."""
         for weight, copy in zip(weights, before):
             copy.copy_(weight)
             torch.sub(weight, copy, out=copy)
+        return before
+
+    def one_read() -> None:
+        for tensor in (*outputs, *weights, *gradients, *initial):
+            tensor.sum()
+        updates()
 
     layouts = [activation_layout(module, output.ndim) for module, output in zip(model, outputs)]
 
@@ -156,17 +168,18 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
         for output, layout in zip(outputs, layouts):
             tensor_moments(output, layout)
             tensor_fired_units(output, layout)
-        for tensor in (*weights, *gradients):
+        for tensor in (*weights, *gradients, *updates()):
             tensor_moments(tensor, NO_LAYOUT)
 
-    def fusable(tensor: Any, channels: bool) -> Any:
+    def statistics_to_fuse(tensor: Any, channels: bool) -> Any:
         flat = tensor.reshape(-1)
-        found = [flat.sum(), (flat * flat).sum()]
+        found = [flat.sum(), (flat * flat).sum(), (flat == 0).sum()]
         if channels:
-            found += [(flat == 0).sum(), _channel_maxima(tensor)]
+            found.append(_channel_maxima(tensor))
         return found
 
-    host_outputs = [(tensor.numpy(), layout.channel_axis) for tensor, layout in zip(outputs, layouts)]
+    host_outputs = [(tensor.numpy(), layout.channel_axis)
+                    for tensor, layout in zip(outputs, layouts)]
 
     def host_statistics() -> None:  # as the Keras and JAX adapters compute them, with numpy
         for values, channel_axis in host_outputs:
@@ -183,12 +196,12 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
         "ikkuna's statistics, alone": lambda: per_step(ikkunas_statistics, steps),
     }
     if compiled:
-        fused = torch.compile(fusable, dynamic=True)
+        fused = torch.compile(statistics_to_fuse, dynamic=True)
 
         def fused_statistics() -> None:
             for tensor in outputs:
                 fused(tensor, True)
-            for tensor in (*weights, *gradients):
+            for tensor in (*weights, *gradients, *updates()):
                 fused(tensor, False)
 
         started = time.perf_counter()
@@ -196,7 +209,8 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
         compile_seconds = time.perf_counter() - started
         alone["fused statistics, alone"] = lambda: per_step(fused_statistics, steps)
     found = ratios(lambda: per_step(step, steps), measured, rounds, alone)
-    found["values_read"] = sum(t.numel() for t in (*outputs, *weights, *gradients))
+    read = (*outputs, *weights, *gradients, *before, *initial)  # `before` holds the updates
+    found["values_read"] = sum(tensor.numel() for tensor in read)
     if compiled:
         found["compile_seconds"] = compile_seconds
     return found
@@ -291,8 +305,10 @@ def per_step_with_worker(step: Callable[[], object], work: Callable[[], object],
 
     def worker() -> None:
         while tasks.get():
-            work()
-            tasks.task_done()
+            try:
+                work()
+            finally:
+                tasks.task_done()  # a failing work must not leave the timing waiting forever
         tasks.task_done()
 
     thread = threading.Thread(target=worker, daemon=True)
@@ -373,11 +389,14 @@ def _nothing() -> list[Any]:
 
 
 def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
+    import tempfile
+
     import jax
     import optax
     from flax import nnx
     from jax.experimental import io_callback
 
+    import ikkuna
     from benchmarks.jax_loop import build
     from ikkuna.testing.parity.jax_models import cross_entropy_step
 
@@ -401,7 +420,15 @@ def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
         return lambda: per_step(
             lambda: jax.block_until_ready(jitted(model, optimizer, inputs, labels)), steps)
 
-    return ratios(timed(None), {"a no-op IO callback, ordered": timed(True),
+    def attached() -> float:
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics=[], store=store):
+            jitted = nnx.jit(cross_entropy_step())  # traced while attached
+            return per_step(
+                lambda: jax.block_until_ready(jitted(model, optimizer, inputs, labels)), steps)
+
+    return ratios(timed(None), {"ikkuna, no metrics": attached,
+                                "a no-op IO callback, ordered": timed(True),
                                 "a no-op IO callback, unordered": timed(False)}, rounds)
 
 
@@ -428,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     found = measure(args)
     if not found:
-        print("neither torch nor JAX is installed: nothing to measure", file=sys.stderr)
+        print("none of torch, Keras and JAX is installed: nothing to measure", file=sys.stderr)
         return 1
     print(json.dumps(found, indent=2) if args.json else markdown(found))
     return 0

@@ -118,7 +118,8 @@ class Bus:
         return frozenset(k for k, idx in self._by_kind.items() if any(i in self._active for i in idx))
 
     def takes(self, kind: str) -> bool:
-        """Whether some metric needs ``kind`` at all (else an event of it goes nowhere)."""
+        """Whether some metric needs ``kind`` at all, disabled or not (else an event of it goes
+        nowhere); cheap, unlike :meth:`needed_kinds`."""
         return kind in self._by_kind
 
     def publish(self, event: Event) -> None:

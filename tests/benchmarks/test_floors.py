@@ -7,19 +7,21 @@ import math
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.architectures import CNN, parameter_count
-from benchmarks.floors import markdown, per_step_with_worker
+from benchmarks.floors import markdown, per_step_with_worker, ratios
 from tests.conftest import require_framework
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "floors.py"
 TORCH_ROWS = ("ikkuna, default metrics", "spare core, inline", "spare core, on a thread",
               "one read, alone", "ikkuna's statistics, alone")
-JAX_ROWS = ("a no-op IO callback, ordered", "a no-op IO callback, unordered")
+JAX_ROWS = ("ikkuna, no metrics", "a no-op IO callback, ordered", "a no-op IO callback, unordered")
 
 
 def run_floors(*arguments: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -44,8 +46,9 @@ def test_torch_reports_each_measurement_and_the_values_a_cnn_step_reads():
     assert list(found) == ["torch CNN", "torch MLP"]
     assert_measured(found["torch CNN"], TORCH_ROWS)
     assert_measured(found["torch MLP"], ("ikkuna, no metrics", "three no-op hooks"))
-    # every weight and gradient, and the layer outputs (at least the first conv's 64x32x32x32)
-    assert found["torch CNN"]["values_read"] > 2 * parameter_count(CNN) + 64 * 32 * 32 * 32
+    # each weight, gradient, update and initial weight, and the layer outputs (at least the
+    # first conv's and its ReLU's, 64x32x32x32 each)
+    assert found["torch CNN"]["values_read"] > 4 * parameter_count(CNN) + 2 * 64 * 32 * 32 * 32
 
 
 @pytest.mark.framework
@@ -76,13 +79,40 @@ def test_jax_mlp_reports_the_ordered_and_the_unordered_callback():
     assert_measured(found["JAX MLP"], JAX_ROWS)
 
 
-def test_the_threaded_measurement_waits_for_every_step_s_work():
+def test_the_threaded_measurement_times_every_step_s_work_to_its_end():
     done: list[int] = []
     steps: list[int] = []
-    seconds = per_step_with_worker(lambda: steps.append(1), lambda: done.append(1), steps=7)
-    assert len(steps) == 7 + 2  # two warm-up steps, whose work is not handed over
-    assert len(done) == 7
-    assert seconds > 0
+
+    def work() -> None:
+        time.sleep(0.01)
+        done.append(1)
+
+    seconds = per_step_with_worker(lambda: steps.append(1), work, steps=5)
+    assert len(steps) == 5 + 2  # two warm-up steps, whose work is not handed over
+    assert len(done) == 5
+    assert seconds >= 0.009  # instant steps: the time is the work's, all of it
+
+
+def test_a_failing_work_does_not_leave_the_threaded_measurement_waiting():
+    def work() -> None:
+        raise ValueError("on purpose")
+
+    assert per_step_with_worker(lambda: None, work, steps=3) >= 0
+
+
+def test_ratios_alternate_the_measurements_and_add_the_work_timed_alone_to_the_step():
+    calls: list[str] = []
+
+    def timed(name: str, seconds: float) -> Callable[[], float]:
+        def run() -> float:
+            calls.append(name)
+            return seconds
+        return run
+
+    found = ratios(timed("step", 2.0), {"with ikkuna": timed("with ikkuna", 3.0)}, rounds=2,
+                   alone={"work": timed("work", 1.0)})
+    assert calls == ["step", "with ikkuna", "work"] * 2
+    assert found == {"baseline_ms": 2000.0, "ratios": {"with ikkuna": 1.5, "work": 1.5}}
 
 
 def test_markdown_shows_each_row_in_milliseconds_and_as_a_ratio():

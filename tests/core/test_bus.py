@@ -13,8 +13,8 @@ from ikkuna.core.bus import Bus, MetricSlot, Problem
 from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
+from tests.core.recording_metric import FC, Recorder
 
-FC = LayerInfo("fc", "dense", "numpy", {"weight": "weight", "bias": "bias"})
 ENCODER = LayerInfo("encoder.0", "dense", "numpy", {"weight": "weight"})
 DECODER = LayerInfo("decoder.0", "dense", "numpy", {"weight": "weight"})
 
@@ -31,22 +31,6 @@ def make_bus(*metrics: Metric) -> tuple[Bus, list[Problem]]:
 
 def values_by_key(records: list[Record]) -> dict[tuple, object]:
     return {(r.metric, r.layer, r.param, r.step): r.value for r in records}
-
-
-class Recorder(Metric):
-    """Remembers every call: (layer, param, step, {kind: copy of the array})."""
-
-    name = "recorder"
-    needs = ("weights",)
-
-    def __init__(self, **options) -> None:
-        super().__init__(**options)
-        self.calls: list[tuple] = []
-
-    def compute(self, group: EventGroup):
-        arrays = {kind: np.array(group[kind]) for kind in group}
-        self.calls.append((group.layer.name if group.layer else None, group.param, group.step, arrays))
-        return float(len(self.calls))
 
 
 class PairRecorder(Recorder):
