@@ -300,15 +300,19 @@ def _then(first: Callable[[], object], second: Callable[[], object]) -> Callable
 def per_step_with_worker(step: Callable[[], object], work: Callable[[], object],
                           steps: int, warmup: int = 2) -> float:
     """Seconds per step when each step hands ``work`` to a worker thread, up to the end of
-    the last step's work."""
+    the last step's work. The first error of ``work`` is raised here, after the steps."""
     tasks: queue.Queue[bool] = queue.Queue()
+    errors: list[BaseException] = []
 
     def worker() -> None:
         while tasks.get():
             try:
-                work()
+                if not errors:
+                    work()
+            except BaseException as error:  # noqa: BLE001 - raised on the timing thread
+                errors.append(error)
             finally:
-                tasks.task_done()  # a failing work must not leave the timing waiting forever
+                tasks.task_done()
         tasks.task_done()
 
     thread = threading.Thread(target=worker, daemon=True)
@@ -321,10 +325,13 @@ def per_step_with_worker(step: Callable[[], object], work: Callable[[], object],
             step()
             tasks.put(True)
         tasks.join()
-        return (time.perf_counter() - start) / steps
+        seconds = (time.perf_counter() - start) / steps
     finally:
         tasks.put(False)
         thread.join()
+    if errors:
+        raise errors[0]
+    return seconds
 
 
 # -- Keras MLP ---------------------------------------------------------------------------------
