@@ -51,13 +51,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.architectures import CNN, channels_last, classes
-from benchmarks.workloads import BATCH, LEARNING_RATE, MOMENTUM, installed_frameworks
+from benchmarks.architectures import CNN
+from benchmarks.torch_loop import training_step
+from benchmarks.workloads import (
+    WARMUP_STEPS,
+    installed_frameworks,
+    time_steps,
+)
 from ikkuna.testing.parity.specs import MLP
 
 #: Timed steps per measurement (``--steps``) and rounds of alternating measurements.
@@ -123,13 +126,9 @@ def ratios(baseline: Timed, measured: dict[str, Timed], rounds: int,
     return {"baseline_ms": base * 1e3, "ratios": found}
 
 
-def per_step(step: Callable[[], object], steps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
+def per_step(step: Callable[[], object], steps: int) -> float:
+    """Seconds per step of ``step``, after the benchmark's warm-up steps."""
+    return time_steps(step, steps) / steps
 
 
 # -- torch CNN ---------------------------------------------------------------------------------
@@ -142,7 +141,7 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
     from ikkuna.core.arrays import NO_LAYOUT
     from ikkuna.core.statistics import fired_units_and_zeros, moments
 
-    model, optimizer, inputs, step = _torch_training(CNN)
+    model, optimizer, inputs, step = training_step(CNN)
     step()
     outputs = _layer_outputs(model, inputs)
     weights = [parameter.detach() for parameter in model.parameters()]
@@ -217,7 +216,7 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
 
 
 def torch_mlp(steps: int, rounds: int) -> dict[str, Any]:
-    model, optimizer, _, step = _torch_training(MLP)
+    model, optimizer, _, step = training_step(MLP)
 
     def hooked() -> float:
         handles = [model.register_forward_pre_hook(lambda *_: None),
@@ -232,29 +231,6 @@ def torch_mlp(steps: int, rounds: int) -> dict[str, Any]:
     return ratios(lambda: per_step(step, steps),
                   {"ikkuna, no metrics": _attached(model, optimizer, step, steps, metrics=[]),
                    "three no-op hooks": hooked}, rounds)
-
-
-def _torch_training(architecture: Any) -> tuple[Any, Any, Any, Callable[[], None]]:
-    """The benchmark's torch model, its SGD optimizer, a fixed batch's inputs and one training
-    step on that batch."""
-    import torch
-
-    from benchmarks.torch_loop import build
-
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(1)
-    inputs = torch.randn((BATCH, *architecture.input_shape), generator=generator)
-    labels = torch.randint(0, classes(architecture), (BATCH,), generator=generator)
-    model = build(architecture)
-    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-
-    def step() -> None:
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return model, optimizer, inputs, step
 
 
 def _attached(model: Any, optimizer: Any, step: Callable[[], None], steps: int,
@@ -298,7 +274,7 @@ def _then(first: Callable[[], object], second: Callable[[], object]) -> Callable
 
 
 def per_step_with_worker(step: Callable[[], object], work: Callable[[], object],
-                          steps: int, warmup: int = 2) -> float:
+                          steps: int, warmup: int = WARMUP_STEPS) -> float:
     """Seconds per step when each step hands ``work`` to a worker thread, up to the end of
     the last step's work. The first error of ``work`` is raised here, after the steps."""
     tasks: queue.Queue[bool] = queue.Queue()
@@ -342,35 +318,23 @@ def keras_mlp(steps: int, rounds: int) -> dict[str, Any]:
     step function anyway); the warm-up ``fit`` traces it, the timed one reuses it."""
     import tempfile
 
-    import ikkuna
-    from benchmarks.keras_loop import _keras, build
-
-    keras = _keras()
     import tensorflow as tf
 
-    rng = np.random.default_rng(1)
-    warmup = 2 * BATCH
-    inputs = rng.standard_normal((warmup + steps * BATCH, *channels_last(MLP.input_shape)),
-                                 np.float32)
-    labels = rng.integers(0, classes(MLP), len(inputs))
+    import ikkuna
+    from benchmarks.keras_loop import compiled_model, timed_fit, training_data
+
+    inputs, labels = training_data(MLP, steps)
 
     def timed(variant: str) -> Timed:
         def run() -> float:
-            keras.utils.set_random_seed(0)
-            model = build(MLP)
-            model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
-                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model = compiled_model(MLP)
             if variant == "callback":
                 model.train_step = _with_host_callback(tf, model.train_step)
             with tempfile.TemporaryDirectory() as store:
                 monitor = (ikkuna.attach(model, metrics=[], store=store)
                            if variant == "ikkuna" else None)
                 try:
-                    fit = {"batch_size": BATCH, "shuffle": False, "verbose": 0}
-                    model.fit(inputs[:warmup], labels[:warmup], **fit)
-                    start = time.perf_counter()
-                    model.fit(inputs[warmup:], labels[warmup:], **fit)
-                    return (time.perf_counter() - start) / steps
+                    return timed_fit(model, inputs, labels) / steps
                 finally:
                     if monitor is not None:
                         monitor.detach()
@@ -399,20 +363,14 @@ def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
     import tempfile
 
     import jax
-    import optax
     from flax import nnx
     from jax.experimental import io_callback
 
     import ikkuna
-    from benchmarks.jax_loop import build
+    from benchmarks.jax_loop import training_state
     from ikkuna.testing.parity.jax_models import cross_entropy_step
 
-    rng = np.random.default_rng(1)
-    inputs = jax.numpy.asarray(
-        rng.standard_normal((BATCH, *channels_last(MLP.input_shape)), np.float32))
-    labels = jax.numpy.asarray(rng.integers(0, classes(MLP), BATCH))
-    model = build(MLP)
-    optimizer = nnx.Optimizer(model, optax.sgd(LEARNING_RATE, momentum=MOMENTUM), wrt=nnx.Param)
+    model, optimizer, inputs, labels = training_state(MLP)
 
     def timed(ordered: bool | None) -> Timed:
         train = cross_entropy_step()

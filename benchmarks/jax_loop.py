@@ -57,7 +57,9 @@ def parameters(architecture: Architecture) -> int:
     return sum(leaf.size for leaf in jax.tree.leaves(nnx.state(build(architecture), nnx.Param)))
 
 
-def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+def training_state(architecture: Architecture) -> tuple[Any, Any, Any, Any]:
+    """A new model of ``architecture``, its optimizer (SGD with momentum, the learning rate
+    readable) and a fixed batch's inputs and labels."""
     import jax
     import optax
     from flax import nnx
@@ -69,7 +71,14 @@ def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) 
     model = build(architecture)
     transform = optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE,
                                                     momentum=MOMENTUM)
-    optimizer = nnx.Optimizer(model, transform, wrt=nnx.Param)
+    return model, nnx.Optimizer(model, transform, wrt=nnx.Param), inputs, labels
+
+
+def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+    import jax
+    from flax import nnx
+
+    model, optimizer, inputs, labels = training_state(architecture)
     monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
 
     train_step = nnx.jit(cross_entropy_step())

@@ -53,23 +53,39 @@ def parameters(architecture: Architecture) -> int:
     return int(build(architecture).count_params())
 
 
-def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
-    keras = _keras()
+def training_data(architecture: Architecture, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels for the warm-up batches and ``steps`` timed ones."""
     rng = np.random.default_rng(1)
     samples = BATCH * (WARMUP_STEPS + steps)
     inputs = rng.standard_normal((samples, *channels_last(architecture.input_shape)), np.float32)
-    labels = rng.integers(0, classes(architecture), samples)
+    return inputs, rng.integers(0, classes(architecture), samples)
+
+
+def compiled_model(architecture: Architecture) -> Any:
+    """A new model of ``architecture`` (seeded), compiled with SGD and cross-entropy."""
+    keras = _keras()
     keras.utils.set_random_seed(0)
     model = build(architecture)
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    monitor = None if options is None else ikkuna.attach(model, **options)
+    return model
+
+
+def timed_fit(model: Any, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """Seconds of a ``fit`` over the timed batches, after one over the warm-up batches."""
     warmup = BATCH * WARMUP_STEPS
+    model.fit(inputs[:warmup], labels[:warmup], batch_size=BATCH, shuffle=False, verbose=0)
+    start = time.perf_counter()
+    model.fit(inputs[warmup:], labels[warmup:], batch_size=BATCH, shuffle=False, verbose=0)
+    return time.perf_counter() - start
+
+
+def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+    inputs, labels = training_data(architecture, steps)
+    model = compiled_model(architecture)
+    monitor = None if options is None else ikkuna.attach(model, **options)
     try:
-        model.fit(inputs[:warmup], labels[:warmup], batch_size=BATCH, shuffle=False, verbose=0)
-        start = time.perf_counter()
-        model.fit(inputs[warmup:], labels[warmup:], batch_size=BATCH, shuffle=False, verbose=0)
-        return time.perf_counter() - start
+        return timed_fit(model, inputs, labels)
     finally:
         if monitor is not None:
             monitor.detach()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import ikkuna
@@ -34,7 +35,9 @@ def parameters(architecture: Architecture) -> int:
     return sum(parameter.numel() for parameter in build(architecture).parameters())
 
 
-def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+def training_step(architecture: Architecture) -> tuple[Any, Any, Any, Callable[[], None]]:
+    """A new model of ``architecture``, its SGD optimizer, a fixed batch's inputs and one
+    training step on that batch."""
     import torch
 
     generator = torch.Generator().manual_seed(1)
@@ -43,7 +46,6 @@ def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) 
     torch.manual_seed(0)
     model = build(architecture)
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-    monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
 
     def step() -> None:
         loss = torch.nn.functional.cross_entropy(model(inputs), labels)
@@ -51,6 +53,12 @@ def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) 
         loss.backward()
         optimizer.step()
 
+    return model, optimizer, inputs, step
+
+
+def run(architecture: Architecture, options: dict[str, Any] | None, steps: int) -> float:
+    model, optimizer, _, step = training_step(architecture)
+    monitor = None if options is None else ikkuna.attach(model, optimizer=optimizer, **options)
     try:
         return time_steps(step, steps)
     finally:
