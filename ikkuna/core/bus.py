@@ -107,9 +107,6 @@ class Bus:
         ``scheduled=False`` (the monitor's own ``every=`` skips the step) makes every metric idle.
         """
         self._step, self._epoch = step, epoch
-        if not self.slots:
-            self._active = set()
-            return frozenset()
         self._active = {
             i
             for i, slot in enumerate(self.slots)
@@ -161,11 +158,10 @@ class Bus:
 
     def close_step(self) -> list[Record]:
         """Dispatch what waited for the step's end; return and forget the step's records."""
-        if self._pending:
-            for key in list(self._pending):
-                if len(self._pending[key]) == len(self.slots[key[0]].needs):
-                    self._dispatch(key)
-            self._pending.clear()
+        for key in list(self._pending):
+            if len(self._pending[key]) == len(self.slots[key[0]].needs):
+                self._dispatch(key)
+        self._pending.clear()
         self._layers.clear()
         for index in self._summarizing:  # in slot order, as the records were before
             slot = self.slots[index]
