@@ -657,6 +657,35 @@ def test_every_records_only_scheduled_steps_but_the_loss_of_every_step(keras, st
     np.testing.assert_array_equal(monitor.series("loss").steps, [0, 1, 2, 3, 4])
 
 
+def _train_step_op_types(tf, model, inputs, labels) -> list[str]:
+    """The op types of Keras' own train step traced as ``fit`` traces it."""
+    data = (tf.constant(inputs), tf.constant(labels))
+    return [op.type for op in tf.function(model.train_step).get_concrete_function(data)
+            .graph.get_operations()]
+
+
+@pytest.mark.parametrize("metrics", ["none", "loss only"])
+def test_a_traced_step_that_hands_over_only_the_loss_has_no_cond_and_stores_every_loss(
+        keras, metrics):
+    import tensorflow as tf
+
+    model = compiled(keras, mlp(keras))
+    inputs, labels = vector_batch(seed=0, size=BATCH * 3)
+    conds = ("If", "StatelessIf")
+    conds_without = sum(t in conds for t in _train_step_op_types(tf, model, inputs, labels))
+    chosen = [] if metrics == "none" else [recorder(K.LOSS)]
+    with ikkuna.attach(model, metrics=chosen, every=2) as monitor:
+        types = _train_step_op_types(tf, model, inputs, labels)
+        history = model.fit(inputs, labels, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+    assert sum(t in conds for t in types) == conds_without
+    assert types.count("PyFunc") == 1  # the step's one host call
+    stored = monitor.series("loss")
+    np.testing.assert_array_equal(stored.steps, [0, 1, 2])
+    np.testing.assert_allclose(np.mean(stored.values), history.history["loss"][0], rtol=1e-5)
+    if chosen:
+        assert [event.step for event in chosen[0].seen] == [0, 2]
+
+
 def test_mixed_precision_gradients_are_recorded_unscaled(keras):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
