@@ -288,12 +288,21 @@ class Monitor:
 
         return next((s.path for s in self.sinks if isinstance(s, StoreSink)), None)
 
+    def sync(self) -> None:
+        """Wait until the sinks have stored every finished step (the store commits each step
+        on a thread of its own while the next one trains)."""
+        for sink in list(self.sinks):
+            wait = getattr(sink, "wait", None)  # sinks from before Sink.wait have none
+            if wait is not None:
+                self._guard(sink, "wait", wait)
+
     def series(self, metric: str, layer: str | None = None, param: str | None = None):
         """This run's stored series of ``metric`` (see :meth:`ikkuna.Run.series`)."""
         from ikkuna.sinks.reader import open_run
 
         if self.store_path is None:
             raise RuntimeError("this monitor has no store sink to read from")
+        self.sync()
         with open_run(self.run, store=self.store_path) as run:
             return run.series(metric, layer, param)
 

@@ -55,7 +55,12 @@ class Sink:
         raise NotImplementedError(f"sink {self.name!r} does not implement write()")
 
     def flush(self) -> None:
-        """Make written records durable."""
+        """Make written records durable (a sink may finish that in the background: then
+        :meth:`wait` waits for it, and :meth:`close` finishes it)."""
+
+    def wait(self) -> None:
+        """Return once the flushed records can be read back (``monitor.series()`` calls it);
+        a sink that flushes in the background waits for it here."""
 
     def close(self) -> None:
         """Flush and release resources; called once."""

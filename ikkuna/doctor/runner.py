@@ -35,6 +35,7 @@ def diagnose(run: Any, plugins: PluginManager | None = None) -> list[Finding]:
             return run_rules(run.doctor.history, rules)
         if run.store_path is None:
             raise ValueError("diagnose(monitor) needs a monitor attached with doctor= or a store sink")
+        run.sync()
         with open_run(run.run, store=run.store_path) as stored:
             return run_rules(StoredHistory(stored, metric_kinds(plugins)), rules)
     if isinstance(run, str):

@@ -1,4 +1,5 @@
-"""The embedded default sink: SQLite in WAL mode, one row per record, one transaction a step."""
+"""The embedded default sink: SQLite in WAL mode, one row per record, one transaction a step,
+committed on a thread of its own while the next step trains."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from ikkuna.core.bus import Problem
 from ikkuna.core.events import Histogram, Record
 from ikkuna.core.sink import RunInfo, Sink
+from ikkuna.sinks.background import OneBehind
 from ikkuna.sinks.schema import connect, store_directory
 
 _MAX_NAME_TRIES = 10_000
@@ -30,9 +32,12 @@ WAL_CHECKPOINT_PAGES = 10_000
 class StoreSink(Sink):
     """Writes records to ``<path>/ikkuna.sqlite`` (default ``./ikkuna-runs``).
 
-    Each step's records are committed in one transaction, so a killed process loses at most
-    the step in progress. Several processes may write the same store at once (SQLite WAL with
-    a busy timeout); each run has its own rows.
+    Each step's records are committed in one transaction, on a thread of the sink's own while
+    the next step trains (a commit took 60-100 µs of every step otherwise); a flush first waits
+    for the previous step's commit, so a killed process loses at most the step in progress and
+    the one before it, whose commit may be under way. :meth:`wait` waits for the commits,
+    :meth:`close` commits the rest. Several processes may write the same store at once (SQLite
+    WAL with a busy timeout); each run has its own rows.
     """
 
     name = "store"
@@ -43,7 +48,9 @@ class StoreSink(Sink):
         self._run_id: int | None = None
         self._run_name: str | None = None
         self._pending: list[tuple[Any, ...]] = []
-        self._lock = threading.RLock()  # callbacks may come from a framework's threads
+        self._pending_lock = threading.Lock()  # callbacks may come from a framework's threads
+        self._lock = threading.RLock()  # the connection: the commit thread's and the caller's
+        self._commits = OneBehind("ikkuna-store-commits")
 
     @classmethod
     def create(cls, store: str | os.PathLike[str] | None = None) -> StoreSink:
@@ -85,7 +92,7 @@ class StoreSink(Sink):
 
     def write(self, records: Sequence[Record]) -> None:
         rows = [self._row(record) for record in records]
-        with self._lock:
+        with self._pending_lock:
             self._pending.extend(rows)
 
     def _row(self, record: Record) -> tuple[Any, ...]:
@@ -100,18 +107,36 @@ class StoreSink(Sink):
                 record.param, value, vector, edges, is_nan, record.rank)
 
     def flush(self) -> None:
+        """Hand the records written since the last flush to the commit thread, once the previous
+        commit has ended; if that one failed, its error is raised here and these records stay
+        for the next flush."""
         if not self._pending:  # nothing written since the last flush (a step without records)
             return
-        with self._lock:
+        with self._pending_lock:
             if not self._pending or self._connection is None:
                 return
             rows, self._pending = self._pending, []
-        with self._transaction():
-            self._connection.executemany(
-                "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, vector, "
-                "edges, is_nan, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        try:
+            self._commits.submit(self._insert, rows)
+        except BaseException:  # the previous commit failed: these rows go with the next flush
+            with self._pending_lock:
+                self._pending[:0] = rows
+            raise
+
+    def wait(self) -> None:
+        """Return once every flushed record is committed (readers see them)."""
+        self._commits.wait()
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            if self._connection is None:
+                return
+            with self._transaction():
+                self._connection.executemany(
+                    "INSERT INTO records (run_id, step, epoch, metric, layer, param, value, "
+                    "vector, edges, is_nan, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
 
     def note_problem(self, problem: Problem) -> None:
         with self._lock:
@@ -129,18 +154,25 @@ class StoreSink(Sink):
             )
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is None:
-                return
+        if self._connection is None:
+            return
+        try:
+            self.flush()
+            self._commits.close()  # every record committed, or the commit's error raised
+            with self._lock:
+                if self._connection is not None:
+                    with self._transaction():
+                        self._connection.execute(
+                            "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
+                        )
+        finally:
             try:
-                self.flush()
-                with self._transaction():
-                    self._connection.execute(
-                        "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
-                    )
+                self._commits.close()  # where flush raised first
             finally:
-                self._connection.close()
-                self._connection = None
+                with self._lock:
+                    if self._connection is not None:
+                        self._connection.close()
+                        self._connection = None
 
     def _transaction(self) -> _Transaction:
         assert self._connection is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 
 import numpy as np
@@ -332,8 +333,27 @@ def test_written_records_are_visible_to_other_connections_only_after_flush(store
     sink.write([record("exp", 0, "m", 1.0)])
     sink.flush()
     sink.write([record("exp", 1, "m", 2.0)])
+    sink.wait()
     assert stored_steps(store) == [0]
     sink.flush()
+    sink.wait()
+    assert stored_steps(store) == [0, 1]
+    sink.close()
+
+
+def test_flush_returns_while_its_commit_waits_and_the_next_flush_waits_for_it(store):
+    sink = open_sink(store)
+    sink.write([record("exp", 0, "m", 1.0)])
+    with sink._lock:  # the connection is busy: the commit thread cannot begin
+        sink.flush()  # returns all the same: the training step goes on
+        assert stored_steps(store) == []
+        sink.write([record("exp", 1, "m", 2.0)])
+        second = threading.Thread(target=sink.flush)
+        second.start()
+        second.join(timeout=0.5)
+        assert second.is_alive()  # one commit at most under way: it waits for the first
+    second.join()
+    sink.wait()
     assert stored_steps(store) == [0, 1]
     sink.close()
 
@@ -351,12 +371,24 @@ def test_each_flush_is_one_transaction_that_fails_as_a_whole(store):
     sink.flush()
     sink.write([record("exp", 1, "m", 2.0), record("exp", 1, "m", 3.0),
                 record("exp", 1, "m", object())])  # the last row cannot be stored
+    sink.flush()  # the commit fails on the commit thread
     with pytest.raises(sqlite3.Error):
-        sink.flush()
+        sink.wait()
     assert stored_steps(store) == [0]  # nothing of the failed flush, all of the earlier one
     sink.write([record("exp", 2, "m", 4.0)])
     sink.close()  # the connection is usable after the rollback
     assert stored_steps(store) == [0, 2]
+
+
+def test_a_failed_commit_is_raised_by_the_next_flush_which_keeps_its_records(store):
+    sink = open_sink(store)
+    sink.write([record("exp", 0, "m", object())])  # cannot be stored
+    sink.flush()
+    sink.write([record("exp", 1, "m", 1.0)])
+    with pytest.raises(sqlite3.Error):
+        sink.flush()
+    sink.close()  # commits step 1's records, which that flush kept
+    assert stored_steps(store) == [1]
 
 
 def test_flush_with_nothing_written_adds_no_records(store):
@@ -374,6 +406,7 @@ def test_flush_with_nothing_written_opens_no_transaction(store):
     assert statements == []  # a step without records costs the store nothing
     sink.write([record("exp", 0, "m", 1.0)])
     sink.flush()
+    sink.wait()
     assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
     sink.close()
 
