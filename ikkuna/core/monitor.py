@@ -289,8 +289,8 @@ class Monitor:
         return next((s.path for s in self.sinks if isinstance(s, StoreSink)), None)
 
     def sync(self) -> None:
-        """Wait until the sinks have stored every finished step (the store commits each step
-        on a thread of its own while the next one trains)."""
+        """Make the sinks store every finished step now, and wait for it (the store commits on
+        a thread of its own every half second while training goes on)."""
         for sink in list(self.sinks):
             wait = getattr(sink, "wait", None)  # sinks from before Sink.wait have none
             if wait is not None:

@@ -1,84 +1,103 @@
-"""One call at a time on a worker thread, the caller at most one call ahead (the store's commits)."""
+"""A call repeated on a worker thread of its own: every so often, and at once when asked."""
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
 
 
-class OneBehind:
-    """Runs submitted calls in order on a daemon thread of its own, one at a time.
+class Periodic:
+    """Calls ``work()`` on a daemon thread every ``interval`` seconds, and at once when asked.
 
-    :meth:`submit` first waits for the previous call to end (and raises its error there), so at
-    most one call is under way while the caller goes on; :meth:`wait` waits for it; :meth:`close`
-    waits and stops the thread. A daemon thread, started on the first call: it never keeps the
-    interpreter from exiting, and the ``atexit`` detach still finds it running. In a forked
-    child the parent's thread does not exist: the child starts afresh.
+    The store commits its pending rows this way (``ikkuna.sinks.store``): a training step only
+    adds its rows. :meth:`poke` starts the thread (with ``interval`` 0 it also asks for a call
+    now, without waiting for it), :meth:`run_now` asks for a call and waits for it, :meth:`close`
+    makes a last call and stops the thread. An error of ``work`` is raised once, by the next of
+    these. A daemon thread never keeps the interpreter from exiting, and the ``atexit`` detach
+    still finds it running; in a forked child the parent's thread does not exist: the child
+    starts afresh.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, work: Callable[[], None], interval: float) -> None:
         self._name = name
+        self._work = work
+        self._interval = interval
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._calls: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = (
-            queue.SimpleQueue())
-        self._idle = threading.Event()
-        self._idle.set()
+        self._changed = threading.Condition()
+        self._asked = 0  # calls asked for with run_now/close/poke, counted
+        self._done = 0  # the count the last call answered
+        self._stopping = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def submit(self, call: Callable[..., Any], *args: Any) -> None:
-        """Run ``call(*args)`` on the thread, once the previous call has ended; raises the
-        previous call's error instead, if it raised (``call`` is then not run)."""
-        self._after_fork()
-        with self._lock:
-            self._wait()
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
-                self._thread.start()
-            self._idle.clear()
-            self._calls.put((call, args))
+    def poke(self) -> None:
+        """Make sure the thread runs (and with ``interval`` 0, ask for a call now)."""
+        with self._started():
+            self._raise_error()
+            if self._interval <= 0:
+                self._asked += 1
+                self._changed.notify_all()
 
-    def wait(self) -> None:
-        """Return once the call under way (if any) has ended; raise its error, once."""
-        self._after_fork()
-        with self._lock:
-            self._wait()
+    def run_now(self) -> None:
+        """Call ``work`` on the thread now and wait until that call has ended."""
+        with self._started():
+            self._asked += 1
+            asked = self._asked
+            self._changed.notify_all()
+            while self._done < asked:
+                self._changed.wait()
+            self._raise_error()
 
     def close(self) -> None:
-        """:meth:`wait`, then stop the thread (a later :meth:`submit` starts another)."""
-        self._after_fork()
-        with self._lock:
-            try:
-                self._wait()
-            finally:
-                if self._thread is not None:
-                    self._calls.put(None)
-                    self._thread.join()
-                    self._thread = None
+        """One last call, then stop the thread (a later :meth:`poke` starts another)."""
+        with self._started():
+            self._stopping = True
+            self._asked += 1
+            self._changed.notify_all()
+            thread = self._thread
+        assert thread is not None
+        thread.join()
+        with self._changed:
+            self._thread, self._stopping = None, False
+            self._raise_error()
 
-    def _wait(self) -> None:
-        self._idle.wait()
+    def _started(self) -> threading.Condition:
+        """The condition, held by the caller, with the thread running."""
+        if os.getpid() != self._pid:
+            self._reset()
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+        return self._changed
+
+    def _raise_error(self) -> None:
         error, self._error = self._error, None
         if error is not None:
             raise error
 
-    def _work(self) -> None:
-        while (item := self._calls.get()) is not None:
-            call, args = item
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                deadline = time.monotonic() + self._interval
+                while self._asked == self._done and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._changed.wait(left)
+                asked, stopping = self._asked, self._stopping
             try:
-                call(*args)
-            except BaseException as error:  # noqa: BLE001 - handed to the caller by _wait
-                self._error = error
-            finally:
-                self._idle.set()
-
-    def _after_fork(self) -> None:
-        if os.getpid() != self._pid:
-            self._reset()
+                self._work()
+            except BaseException as error:  # noqa: BLE001 - raised to the caller, once
+                with self._changed:
+                    self._error = error
+            with self._changed:
+                self._done = asked
+                self._changed.notify_all()
+            if stopping:
+                return

@@ -1,74 +1,106 @@
-"""OneBehind: calls in order on one daemon thread, the caller at most one call ahead."""
+"""Periodic: a call repeated on a daemon thread of its own, every so often and when asked."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from ikkuna.sinks.background import OneBehind
+from ikkuna.sinks.background import Periodic
+
+NEVER = 3600.0  # an interval no test waits for
 
 
-def test_calls_run_in_order_on_one_daemon_thread_that_is_not_the_callers():
-    worker = OneBehind("test-worker")
-    seen: list[tuple[int, threading.Thread]] = []
-    for number in range(5):
-        worker.submit(lambda n: seen.append((n, threading.current_thread())), number)
-    worker.wait()
-    assert [n for n, _ in seen] == list(range(5))
-    threads = {thread for _, thread in seen}
-    assert len(threads) == 1
+def until(condition, seconds: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``seconds`` pass (a bound, not a timing)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return bool(condition())
+
+
+def test_run_now_calls_on_a_daemon_thread_of_its_own_and_waits_for_the_call():
+    threads: list[threading.Thread] = []
+    periodic = Periodic("test-periodic", lambda: threads.append(threading.current_thread()), NEVER)
+    periodic.run_now()
+    assert len(threads) == 1  # run_now returned after the call
     (thread,) = threads
     assert thread is not threading.current_thread() and thread.daemon
-    worker.close()
+    periodic.close()
+    assert len(threads) == 2  # close makes a last call
     assert not thread.is_alive()
 
 
-def test_submit_waits_for_the_call_under_way():
-    worker = OneBehind("test-worker")
-    release = threading.Event()
-    worker.submit(release.wait)
-    second = threading.Thread(target=worker.submit, args=(lambda: None,))
-    second.start()
-    second.join(timeout=0.5)
-    assert second.is_alive()  # the first call has not ended
+def test_the_work_is_called_every_interval_without_being_asked():
+    calls: list[float] = []
+    periodic = Periodic("test-periodic", lambda: calls.append(time.monotonic()), 0.02)
+    periodic.poke()
+    assert until(lambda: len(calls) >= 3)
+    periodic.close()
+
+
+def test_poke_starts_the_thread_and_with_interval_0_asks_for_a_call_without_waiting():
+    release, entered = threading.Event(), threading.Event()
+
+    def work() -> None:
+        entered.set()
+        release.wait()
+
+    periodic = Periodic("test-periodic", work, 0)
+    periodic.poke()  # returns although the call it asked for blocks
+    assert entered.wait(30)
     release.set()
-    second.join()
-    worker.close()
+    periodic.close()
 
 
-def test_an_error_is_raised_once_by_the_next_wait_and_the_worker_goes_on():
-    worker = OneBehind("test-worker")
+def test_an_error_is_raised_once_by_the_next_call_and_the_thread_goes_on():
+    failures = [ValueError("commit failed")]
+    calls: list[int] = []
 
-    def fail() -> None:
-        raise ValueError("commit failed")
+    def work() -> None:
+        calls.append(1)
+        if failures:
+            raise failures.pop()
 
-    worker.submit(fail)
+    periodic = Periodic("test-periodic", work, NEVER)
     with pytest.raises(ValueError, match="commit failed"):
-        worker.wait()
-    worker.wait()  # raised once
-    done: list[int] = []
-    worker.submit(done.append, 1)
-    worker.close()
-    assert done == [1]
+        periodic.run_now()
+    periodic.poke()  # raised once
+    periodic.run_now()
+    assert len(calls) == 2
+    periodic.close()
 
 
-def test_the_next_submit_raises_the_error_and_does_not_run_its_call():
-    worker = OneBehind("test-worker")
-    worker.submit(lambda: 1 / 0)
-    ran: list[int] = []
-    with pytest.raises(ZeroDivisionError):
-        worker.submit(ran.append, 1)
-    worker.close()
-    assert ran == []
+def test_poke_raises_the_error_of_a_call_it_did_not_wait_for():
+    failures = [ZeroDivisionError("commit failed")]
+
+    def work() -> None:
+        if failures:
+            raise failures.pop()
+
+    periodic = Periodic("test-periodic", work, 0)
+    periodic.poke()  # asks for the call, which fails on the thread
+    raised: list[BaseException] = []
+
+    def poke_raises() -> bool:
+        try:
+            periodic.poke()
+        except ZeroDivisionError as error:
+            raised.append(error)
+        return bool(raised)
+
+    assert until(poke_raises)
+    assert str(raised[0]) == "commit failed"
+    periodic.close()  # raised once: not again
 
 
-def test_close_stops_the_thread_and_a_later_submit_starts_another():
-    worker = OneBehind("test-worker")
+def test_close_stops_the_thread_and_a_later_poke_starts_another():
     threads: list[threading.Thread] = []
-    worker.submit(lambda: threads.append(threading.current_thread()))
-    worker.close()
-    worker.submit(lambda: threads.append(threading.current_thread()))
-    worker.close()
+    periodic = Periodic("test-periodic", lambda: threads.append(threading.current_thread()), NEVER)
+    periodic.poke()
+    periodic.close()
+    periodic.poke()
+    periodic.close()
     assert len(threads) == 2 and threads[0] is not threads[1]
     assert not any(thread.is_alive() for thread in threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
+import time
 from contextlib import closing
 
 import numpy as np
@@ -24,8 +24,8 @@ LAYERS = (
 )
 
 
-def open_sink(path, name="exp", **info) -> StoreSink:
-    sink = StoreSink(path)
+def open_sink(path, name="exp", commit_seconds=None, **info) -> StoreSink:
+    sink = StoreSink(path) if commit_seconds is None else StoreSink(path, commit_seconds)
     sink.open(RunInfo(name=name, framework=info.pop("framework", "numpy"), layers=LAYERS, **info))
     return sink
 
@@ -341,21 +341,40 @@ def test_written_records_are_visible_to_other_connections_only_after_flush(store
     sink.close()
 
 
-def test_flush_returns_while_its_commit_waits_and_the_next_flush_waits_for_it(store):
-    sink = open_sink(store)
+def test_flushed_records_are_committed_on_the_stores_thread_every_commit_seconds(store):
+    sink = open_sink(store, commit_seconds=60)
     sink.write([record("exp", 0, "m", 1.0)])
-    with sink._lock:  # the connection is busy: the commit thread cannot begin
-        sink.flush()  # returns all the same: the training step goes on
-        assert stored_steps(store) == []
-        sink.write([record("exp", 1, "m", 2.0)])
-        second = threading.Thread(target=sink.flush)
-        second.start()
-        second.join(timeout=0.5)
-        assert second.is_alive()  # one commit at most under way: it waits for the first
-    second.join()
-    sink.wait()
-    assert stored_steps(store) == [0, 1]
+    sink.flush()
+    assert stored_steps(store) == []  # handed over, not committed before 60 s
+    sink.wait()  # commits at once
+    assert stored_steps(store) == [0]
     sink.close()
+    often = open_sink(store, name="often", commit_seconds=0.05)
+    often.write([record("often", 3, "m", 1.0)])
+    often.flush()
+    deadline = time.monotonic() + 30
+    while stored_steps(store, "often") != [3] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stored_steps(store, "often") == [3]  # committed without being asked
+    often.close()
+
+
+def test_a_flush_returns_while_the_connection_is_busy(store):
+    sink = open_sink(store, commit_seconds=0)
+    with sink._lock:  # the commit thread cannot begin a transaction
+        for step in range(3):
+            sink.write([record("exp", step, "m", 1.0)])
+            sink.flush()  # returns all the same: the training step goes on
+        assert stored_steps(store) == []
+    sink.wait()
+    assert stored_steps(store) == [0, 1, 2]
+    sink.close()
+
+
+def test_commit_seconds_must_be_a_number_of_zero_or_more(store):
+    for wrong in (-1, "1", None, True, float("nan")):
+        with pytest.raises(ValueError, match="commit_seconds must be a number >= 0"):
+            StoreSink(store, commit_seconds=wrong)
 
 
 def test_close_flushes_what_was_written(store):
@@ -365,30 +384,20 @@ def test_close_flushes_what_was_written(store):
     assert stored_steps(store) == [0]
 
 
-def test_each_flush_is_one_transaction_that_fails_as_a_whole(store):
+def test_each_commit_is_one_transaction_that_fails_as_a_whole(store):
     sink = open_sink(store)
     sink.write([record("exp", 0, "m", 1.0)])
     sink.flush()
+    sink.wait()
     sink.write([record("exp", 1, "m", 2.0), record("exp", 1, "m", 3.0),
                 record("exp", 1, "m", object())])  # the last row cannot be stored
-    sink.flush()  # the commit fails on the commit thread
+    sink.flush()
     with pytest.raises(sqlite3.Error):
-        sink.wait()
-    assert stored_steps(store) == [0]  # nothing of the failed flush, all of the earlier one
+        sink.wait()  # the commit failed on the store's thread
+    assert stored_steps(store) == [0]  # nothing of the failed commit, all of the earlier one
     sink.write([record("exp", 2, "m", 4.0)])
     sink.close()  # the connection is usable after the rollback
     assert stored_steps(store) == [0, 2]
-
-
-def test_a_failed_commit_is_raised_by_the_next_flush_which_keeps_its_records(store):
-    sink = open_sink(store)
-    sink.write([record("exp", 0, "m", object())])  # cannot be stored
-    sink.flush()
-    sink.write([record("exp", 1, "m", 1.0)])
-    with pytest.raises(sqlite3.Error):
-        sink.flush()
-    sink.close()  # commits step 1's records, which that flush kept
-    assert stored_steps(store) == [1]
 
 
 def test_flush_with_nothing_written_adds_no_records(store):
@@ -464,6 +473,7 @@ def test_the_writer_checkpoints_its_wal_every_10000_pages_and_readers_see_every_
     for step in range(3):
         sink.write([record("exp", step, "weight_norm", float(step))])
         sink.flush()
+        sink.wait()
         with closing(sqlite3.connect(store / DATABASE_FILE)) as reader:
             assert reader.execute("SELECT COUNT(*) FROM records").fetchone()[0] == step + 1
     sink.close()  # the last connection: SQLite checkpoints and removes the WAL
