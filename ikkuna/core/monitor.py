@@ -300,10 +300,11 @@ class Monitor:
         """This run's stored series of ``metric`` (see :meth:`ikkuna.Run.series`)."""
         from ikkuna.sinks.reader import open_run
 
-        if self.store_path is None:
+        store = self.store_path
+        if store is None:
             raise RuntimeError("this monitor has no store sink to read from")
-        self.sync()
-        with open_run(self.run, store=self.store_path) as run:
+        self.sync()  # a store whose commit fails is disabled here: read what it committed
+        with open_run(self.run, store=store) as run:
             return run.series(metric, layer, param)
 
     # -- internals ----------------------------------------------------------------------------

@@ -33,10 +33,11 @@ def diagnose(run: Any, plugins: PluginManager | None = None) -> list[Finding]:
         if run.doctor is not None:
             run.doctor.history.refresh(run.run)
             return run_rules(run.doctor.history, rules)
-        if run.store_path is None:
+        store = run.store_path
+        if store is None:
             raise ValueError("diagnose(monitor) needs a monitor attached with doctor= or a store sink")
         run.sync()
-        with open_run(run.run, store=run.store_path) as stored:
+        with open_run(run.run, store=store) as stored:
             return run_rules(StoredHistory(stored, metric_kinds(plugins)), rules)
     if isinstance(run, str):
         with open_run(run) as stored:

@@ -12,12 +12,14 @@ class Periodic:
     """Calls ``work()`` on a daemon thread every ``interval`` seconds, and at once when asked.
 
     The store commits its pending rows this way (``ikkuna.sinks.store``): a training step only
-    adds its rows. :meth:`poke` starts the thread (with ``interval`` 0 it also asks for a call
-    now, without waiting for it), :meth:`run_now` asks for a call and waits for it, :meth:`close`
-    makes a last call and stops the thread. An error of ``work`` is raised once, by the next of
-    these. A daemon thread never keeps the interpreter from exiting, and the ``atexit`` detach
-    still finds it running; in a forked child the parent's thread does not exist: the child
-    starts afresh.
+    adds its rows. :meth:`poke` starts the thread (with ``interval`` 0 it asks for a call now,
+    without waiting for it, and the thread calls only when asked), :meth:`run_now` asks for a
+    call and waits for it, :meth:`close` makes a last call and stops the thread. An error of
+    ``work`` is raised once, by the next of these (the first error, where several came). A
+    daemon thread never keeps the interpreter from exiting, and the ``atexit`` detach still
+    finds it running; where no thread can be started (interpreter shutdown), the calls run on
+    the caller's thread. In a forked child the parent's thread does not exist: this object
+    starts afresh there.
     """
 
     def __init__(self, name: str, work: Callable[[], None], interval: float) -> None:
@@ -37,44 +39,70 @@ class Periodic:
 
     def poke(self) -> None:
         """Make sure the thread runs (and with ``interval`` 0, ask for a call now)."""
-        with self._started():
+        with self._held():
             self._raise_error()
             if self._interval <= 0:
                 self._asked += 1
                 self._changed.notify_all()
+            self._start()
 
     def run_now(self) -> None:
-        """Call ``work`` on the thread now and wait until that call has ended."""
-        with self._started():
+        """Call ``work`` now (on the thread) and return once that call has ended."""
+        with self._held():
             self._asked += 1
             asked = self._asked
             self._changed.notify_all()
             while self._done < asked:
+                if not self._start():
+                    self._call_here()
+                    break
                 self._changed.wait()
             self._raise_error()
 
     def close(self) -> None:
         """One last call, then stop the thread (a later :meth:`poke` starts another)."""
-        with self._started():
+        with self._held():
+            thread = self._thread
+            if thread is None:  # nothing was ever poked: the last call needs no thread
+                self._call_here()
+                self._raise_error()
+                return
             self._stopping = True
             self._asked += 1
             self._changed.notify_all()
-            thread = self._thread
-        assert thread is not None
         thread.join()
         with self._changed:
-            self._thread, self._stopping = None, False
             self._raise_error()
 
-    def _started(self) -> threading.Condition:
-        """The condition, held by the caller, with the thread running."""
+    def _held(self) -> threading.Condition:
+        """The condition, for the caller to hold (reset first in a forked child)."""
         if os.getpid() != self._pid:
             self._reset()
-        with self._changed:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
-                self._thread.start()
         return self._changed
+
+    def _start(self) -> bool:
+        """Start the thread if none runs (the condition held); False where none can start."""
+        if self._thread is None:
+            thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return False
+            self._thread = thread
+        return True
+
+    def _call_here(self) -> None:
+        """Call ``work`` on the caller's thread (the condition held)."""
+        asked = self._asked
+        self._call()
+        self._done = max(self._done, asked)
+
+    def _call(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:  # noqa: BLE001 - raised to the caller, once
+            if self._error is None:
+                self._error = error
 
     def _raise_error(self) -> None:
         error, self._error = self._error, None
@@ -84,20 +112,28 @@ class Periodic:
     def _loop(self) -> None:
         while True:
             with self._changed:
+                timed = self._interval > 0
                 deadline = time.monotonic() + self._interval
                 while self._asked == self._done and not self._stopping:
                     left = deadline - time.monotonic()
-                    if left <= 0:
+                    if timed and left <= 0:
                         break
-                    self._changed.wait(left)
+                    self._changed.wait(left if timed else None)
                 asked, stopping = self._asked, self._stopping
-            try:
-                self._work()
-            except BaseException as error:  # noqa: BLE001 - raised to the caller, once
-                with self._changed:
-                    self._error = error
+            self._call_unlocked()
             with self._changed:
-                self._done = asked
+                self._done = max(self._done, asked)
+                if stopping:
+                    if self._thread is threading.current_thread():
+                        self._thread, self._stopping = None, False
+                    self._changed.notify_all()
+                    return
                 self._changed.notify_all()
-            if stopping:
-                return
+
+    def _call_unlocked(self) -> None:
+        try:
+            self._work()
+        except BaseException as error:  # noqa: BLE001 - raised to the caller, once
+            with self._changed:
+                if self._error is None:
+                    self._error = error

@@ -42,7 +42,8 @@ class StoreSink(Sink):
     one transaction, so a killed process loses at most the records of the last
     ``commit_seconds`` and of the step in progress. :meth:`wait` commits at once and waits for
     it (``monitor.series()`` does), :meth:`close` commits the rest. Several processes may write
-    the same store at once (SQLite WAL with a busy timeout); each run has its own rows.
+    the same store at once (SQLite WAL with a busy timeout); each run has its own rows. A child
+    forked from the process (``os.fork``) stores nothing through this sink.
     """
 
     name = "store"
@@ -61,6 +62,7 @@ class StoreSink(Sink):
         self._pending_lock = threading.Lock()  # callbacks may come from a framework's threads
         self._lock = threading.RLock()  # the connection: the commit thread's and the caller's
         self._commits = Periodic("ikkuna-store-commits", self._commit, float(commit_seconds))
+        self._pid = os.getpid()  # a forked child stores nothing through its parent's connection
 
     @classmethod
     def create(cls, store: str | os.PathLike[str] | None = None) -> StoreSink:
@@ -101,6 +103,8 @@ class StoreSink(Sink):
         raise RuntimeError(f"could not find a free run name starting with {run.name!r}")
 
     def write(self, records: Sequence[Record]) -> None:
+        if self._forked():
+            return
         rows = [self._row(record) for record in records]
         with self._pending_lock:
             self._pending.extend(rows)
@@ -119,7 +123,7 @@ class StoreSink(Sink):
     def flush(self) -> None:
         """Hand the records written since the last flush over to the next commit (an error of
         the last commit is raised here, once)."""
-        if not self._pending:  # nothing written since the last flush (a step without records)
+        if not self._pending or self._forked():  # a step without records costs nothing
             return
         with self._pending_lock:
             self._handed_over.extend(self._pending)
@@ -129,7 +133,7 @@ class StoreSink(Sink):
 
     def wait(self) -> None:
         """Commit what was flushed now, and return once it is committed (readers see it)."""
-        if self._connection is not None:
+        if self._connection is not None and not self._forked():
             self._commits.run_now()
 
     def _commit(self) -> None:
@@ -148,7 +152,15 @@ class StoreSink(Sink):
                     rows,
                 )
 
+    def _forked(self) -> bool:
+        """Whether this is a child forked from the process that opened the store: the parent's
+        connection, and its locks (which the parent's commit thread may have held), are not
+        the child's to use."""
+        return os.getpid() != self._pid
+
     def note_problem(self, problem: Problem) -> None:
+        if self._forked():
+            return
         with self._lock:
             if self._connection is None:
                 return
@@ -164,7 +176,7 @@ class StoreSink(Sink):
             )
 
     def close(self) -> None:
-        if self._connection is None:
+        if self._connection is None or self._forked():
             return
         flushed = False
         try:

@@ -104,3 +104,22 @@ def test_close_stops_the_thread_and_a_later_poke_starts_another():
     periodic.close()
     assert len(threads) == 2 and threads[0] is not threads[1]
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_with_interval_0_the_thread_calls_only_when_asked():
+    calls: list[int] = []
+    periodic = Periodic("test-periodic", lambda: calls.append(1), 0)
+    periodic.poke()
+    periodic.run_now()
+    asked = len(calls)
+    assert 1 <= asked <= 2  # the poke's call and run_now's, or one call serving both
+    time.sleep(0.1)  # a thread that called unasked would call thousands of times meanwhile
+    assert len(calls) == asked
+    periodic.close()
+
+
+def test_close_without_a_thread_makes_the_last_call_on_the_callers_thread():
+    threads: list[threading.Thread] = []
+    periodic = Periodic("test-periodic", lambda: threads.append(threading.current_thread()), NEVER)
+    periodic.close()
+    assert threads == [threading.current_thread()]

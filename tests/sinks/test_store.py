@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -369,6 +370,31 @@ def test_a_flush_returns_while_the_connection_is_busy(store):
     sink.wait()
     assert stored_steps(store) == [0, 1, 2]
     sink.close()
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX's, where the suite loaded it
+def test_a_forked_child_stores_nothing_through_its_parents_sink(store):
+    sink = open_sink(store, commit_seconds=0)
+    sink.write([record("exp", 0, "m", 1.0)])
+    sink.flush()
+    sink.wait()  # no commit under way while forking
+    child = os.fork()
+    if child == 0:  # the child: its steps, problems and close must not touch the store
+        try:
+            sink.write([record("exp", 1, "m", 2.0)])
+            sink.flush()
+            sink.wait()
+            sink.note_problem(Problem(source="child", message="from the child", step=1))
+            sink.close()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.write([record("exp", 2, "m", 3.0)])
+    sink.close()
+    assert stored_steps(store) == [0, 2]
+    with ikkuna.open_run("exp", store=store) as run:
+        assert run.problems() == []
 
 
 def test_commit_seconds_must_be_a_number_of_zero_or_more(store):
