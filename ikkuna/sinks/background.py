@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,19 +17,14 @@ class Periodic:
     ``work`` is raised once, by the next of these (the first error, where several came). A
     daemon thread never keeps the interpreter from exiting, and the ``atexit`` detach still
     finds it running; where no thread can be started (interpreter shutdown), the calls run on
-    the caller's thread. In a forked child the parent's thread does not exist: this object
-    starts afresh there.
+    the caller's thread. Not for use in a forked child (the store never calls it there).
     """
 
     def __init__(self, name: str, work: Callable[[], None], interval: float) -> None:
         self._name = name
         self._work = work
         self._interval = interval
-        self._reset()
-
-    def _reset(self) -> None:
-        self._pid = os.getpid()
-        self._changed = threading.Condition()
+        self._changed = threading.Condition()  # its lock is reentrant: _call takes it again
         self._asked = 0  # calls asked for with run_now/close/poke, counted
         self._done = 0  # the count the last call answered
         self._stopping = False
@@ -39,7 +33,7 @@ class Periodic:
 
     def poke(self) -> None:
         """Make sure the thread runs (and with ``interval`` 0, ask for a call now)."""
-        with self._held():
+        with self._changed:
             self._raise_error()
             if self._interval <= 0:
                 self._asked += 1
@@ -48,7 +42,7 @@ class Periodic:
 
     def run_now(self) -> None:
         """Call ``work`` now (on the thread) and return once that call has ended."""
-        with self._held():
+        with self._changed:
             self._asked += 1
             asked = self._asked
             self._changed.notify_all()
@@ -61,7 +55,7 @@ class Periodic:
 
     def close(self) -> None:
         """One last call, then stop the thread (a later :meth:`poke` starts another)."""
-        with self._held():
+        with self._changed:
             thread = self._thread
             if thread is None:  # nothing was ever poked: the last call needs no thread
                 self._call_here()
@@ -73,12 +67,6 @@ class Periodic:
         thread.join()
         with self._changed:
             self._raise_error()
-
-    def _held(self) -> threading.Condition:
-        """The condition, for the caller to hold (reset first in a forked child)."""
-        if os.getpid() != self._pid:
-            self._reset()
-        return self._changed
 
     def _start(self) -> bool:
         """Start the thread if none runs (the condition held); False where none can start."""
@@ -98,11 +86,13 @@ class Periodic:
         self._done = max(self._done, asked)
 
     def _call(self) -> None:
+        """Call ``work``, keeping its error for the callers (the first, where several came)."""
         try:
             self._work()
         except BaseException as error:  # noqa: BLE001 - raised to the caller, once
-            if self._error is None:
-                self._error = error
+            with self._changed:
+                if self._error is None:
+                    self._error = error
 
     def _raise_error(self) -> None:
         error, self._error = self._error, None
@@ -120,20 +110,11 @@ class Periodic:
                         break
                     self._changed.wait(left if timed else None)
                 asked, stopping = self._asked, self._stopping
-            self._call_unlocked()
+            self._call()
             with self._changed:
                 self._done = max(self._done, asked)
-                if stopping:
-                    if self._thread is threading.current_thread():
-                        self._thread, self._stopping = None, False
-                    self._changed.notify_all()
-                    return
+                if stopping and self._thread is threading.current_thread():
+                    self._thread, self._stopping = None, False
                 self._changed.notify_all()
-
-    def _call_unlocked(self) -> None:
-        try:
-            self._work()
-        except BaseException as error:  # noqa: BLE001 - raised to the caller, once
-            with self._changed:
-                if self._error is None:
-                    self._error = error
+            if stopping:
+                return

@@ -178,11 +178,11 @@ class StoreSink(Sink):
     def close(self) -> None:
         if self._connection is None or self._forked():
             return
-        flushed = False
         try:
-            self.flush()
-            flushed = True
-            self._commits.close()  # the last commit, or its error raised
+            try:
+                self.flush()  # may raise the last commit's error
+            finally:
+                self._commits.close()  # the last commit, or its error raised
             with self._lock:
                 if self._connection is not None:
                     with self._transaction():
@@ -190,14 +190,10 @@ class StoreSink(Sink):
                             "UPDATE runs SET finished = ? WHERE id = ?", (time.time(), self._run_id)
                         )
         finally:
-            try:
-                if not flushed:  # flush raised the last commit's error: commit the rest
-                    self._commits.close()
-            finally:
-                with self._lock:
-                    if self._connection is not None:
-                        self._connection.close()
-                        self._connection = None
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
 
     def _transaction(self) -> _Transaction:
         assert self._connection is not None
