@@ -23,10 +23,13 @@ from ikkuna.core.statistics import (
     FIRED_UNITS,
     MOMENTS,
     ROW_LENGTH,
+    SUM_SQUARES,
     Moments,
     moments,
     moments_of_row_sums,
     moments_of_rows,
+    sum_of_row_squares,
+    sum_of_squares,
 )
 
 ROOT_LAYER_NAME = "model"
@@ -116,14 +119,51 @@ def _row_sums(flat: Any) -> np.ndarray:
     :func:`ikkuna.core.statistics.moments_of_row_sums`), one pass each without a temporary, as
     a ``(2, rows)`` float64 numpy array."""
     torch = _torch()
-    rows = flat.numel() // _SUM_ROW_LENGTH
-    matrix = flat[: rows * _SUM_ROW_LENGTH].view(rows, _SUM_ROW_LENGTH)
-    rest = flat[rows * _SUM_ROW_LENGTH:].unsqueeze(0)
-    norms = torch.cat([torch.linalg.vector_norm(matrix, dim=1), torch.linalg.vector_norm(rest, dim=1)])
+    matrix, rest = _rows_and_rest(flat)
     sums = torch.cat([matrix.sum(dim=1), rest.sum(dim=1)])
-    partials = torch.stack([sums, norms]).cpu().numpy().astype(np.float64)
+    partials = torch.stack([sums, _row_norms(matrix, rest)]).cpu().numpy().astype(np.float64)
     np.square(partials[1], out=partials[1])
     return partials
+
+
+def _rows_and_rest(flat: Any) -> tuple[Any, Any]:
+    """A vector as whole rows of :data:`_SUM_ROW_LENGTH` values and one row of what is left."""
+    rows = flat.numel() // _SUM_ROW_LENGTH
+    return (flat[: rows * _SUM_ROW_LENGTH].view(rows, _SUM_ROW_LENGTH),
+            flat[rows * _SUM_ROW_LENGTH:].unsqueeze(0))
+
+
+def _row_norms(matrix: Any, rest: Any) -> Any:
+    """Each row's L2 norm (rows, then the rest's), in the rows' dtype."""
+    torch = _torch()
+    return torch.cat([torch.linalg.vector_norm(matrix, dim=1), torch.linalg.vector_norm(rest, dim=1)])
+
+
+def tensor_sum_of_squares(tensor: Any, layout: Layout) -> float:
+    """``sum(x^2)`` (:data:`ikkuna.core.statistics.SUM_SQUARES`) computed by torch on the
+    tensor's device, as :func:`tensor_moments` gives its ``sum_squares`` but in one pass: a
+    float32 (or narrower float) tensor by float32 rows, one norm per row crossing to the host
+    and the rows' squares added in float64 (within ``ROW_PARTIALS_RTOL``), unless that sum
+    is not finite or its squares could have underflowed; float64 and integer tensors in
+    float64. Small CPU tensors and complex ones go to numpy, as in :func:`tensor_moments`."""
+    torch = _torch()
+    flat = _dense(tensor).reshape(-1)
+    count = flat.numel()
+    if count == 0:
+        return 0.0
+    if flat.is_complex():
+        return sum_of_squares(tensor_to_numpy(flat))
+    if count < _SMALLEST_FOR_TORCH:
+        view = tensor_view(flat)
+        if view is not None:
+            return sum_of_squares(view)
+    if flat.is_floating_point() and flat.dtype != torch.float64:
+        norms = _row_norms(*_rows_and_rest(flat.to(torch.float32))).cpu().numpy().astype(np.float64)
+        found = sum_of_row_squares(np.square(norms, out=norms), count)
+        if found is not None:
+            return found
+    values = flat.to(torch.float64)
+    return float(torch.linalg.vecdot(values, values).item())
 
 
 def _row_partials(flat: Any) -> np.ndarray:
@@ -213,7 +253,7 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
 #: Statistics computed by torch itself, on any device: only small vectors (or one bool per
 #: channel) cross to the host. On the CPU too, torch's threaded reductions are several times
 #: faster than numpy's on a view (small tensors go to numpy inside :func:`tensor_moments`).
-REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units}
+REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units, SUM_SQUARES: tensor_sum_of_squares}
 
 
 def wrap(tensor: Any, layout: Layout) -> Array:

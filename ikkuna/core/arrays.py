@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ikkuna.core.statistics import STATISTICS, of_values
+from ikkuna.core.statistics import MOMENTS, STATISTICS, SUM_SQUARES, of_values
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,14 @@ class Array:
         return self._numpy
 
     def statistic(self, name: str) -> Any:
-        """One statistic of the values (``"moments"``, ``"fired_units"``), computed once."""
+        """One statistic of the values (``"moments"``, ``"fired_units"``, ``"sum_squares"``),
+        computed once (``"sum_squares"`` is read off moments already known)."""
         if name not in STATISTICS:
             raise ValueError(f"unknown statistic {name!r}; known: {', '.join(sorted(STATISTICS))}")
         if name in self._statistics:
             return self._statistics[name]
+        if name == SUM_SQUARES and MOMENTS in self._statistics:
+            return self._statistics[MOMENTS].sum_squares
         values = self._numpy
         reducer = None
         if values is None and self._native is not None:  # not converted: try not to

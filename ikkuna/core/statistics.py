@@ -22,10 +22,13 @@ import numpy as np
 
 MOMENTS = "moments"
 FIRED_UNITS = "fired_units"
+SUM_SQUARES = "sum_squares"
 #: The statistics a metric may declare, with what each holds.
 STATISTICS = {
     MOMENTS: "count, sum, sum of squares, centered sum of squares and zero count (Moments)",
     FIRED_UNITS: "per channel, whether any output was non-zero (a bool vector; None if empty)",
+    SUM_SQUARES: "the sum of squares of all entries, the squared L2 norm (a float): one pass, "
+                 "without the sum and zero count of moments",
 }
 
 #: Relative error accepted from the one-pass centered sum of squares; beyond it, two passes.
@@ -229,6 +232,43 @@ def float32_sum_of_squares(flat: np.ndarray) -> float:
     return float(squares) + float(np.einsum("i,i->", rest, rest))
 
 
+def sum_of_squares(values: np.ndarray) -> float:
+    """``sum(x^2)`` over all entries, in float64, as :func:`moments` gives its ``sum_squares``
+    but in one pass: a float32 array of at least :data:`_FLOAT32_ROWS_FROM` values by float32
+    rows added in float64 (within :data:`ROW_PARTIALS_RTOL`; two halves on two threads from
+    :data:`_TWO_HALVES_FROM`), unless that sum is not finite or its squares could have
+    underflowed; everything else in float64. Refuses complex values as :func:`moments` does."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.float32 and flat.size >= _FLOAT32_ROWS_FROM:
+        if flat.size >= _TWO_HALVES_FROM:
+            half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH  # the same rows as in one pass
+            first, second = _in_two_threads(float32_sum_of_squares, (flat[:half],), (flat[half:],))
+            found = first + second
+        else:
+            found = float32_sum_of_squares(flat)
+        if _trusted_sum_of_squares(found, flat.size):
+            return found
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+
+
+def sum_of_row_squares(row_squares: np.ndarray, count: int) -> float | None:
+    """The sum of squares of ``count`` values from each row's float32 sum of squares (a
+    framework's partials), added in float64; None where that cannot be trusted to
+    :data:`ROW_PARTIALS_RTOL` (not finite, or small enough for float32 squares to have
+    underflowed): the caller then sums in float64."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        found = float(np.asarray(row_squares, dtype=np.float64).sum())
+    return found if _trusted_sum_of_squares(found, count) else None
+
+
+def _trusted_sum_of_squares(found: float, count: int) -> bool:
+    """Whether a sum of squares added from float32 rows holds (not a float32 overflow, NaN or
+    infinity, nor a vanishing magnitude whose squares underflow, as in
+    :func:`moments_of_row_sums`)."""
+    return math.isfinite(found) and found >= count * _SMALLEST_ROW_MEAN_SQUARE
+
+
 def moments_of_row_sums(row_sums: np.ndarray, row_squares: np.ndarray, count: int,
                         zeros: int) -> Moments | None:
     """The :class:`Moments` of ``count`` values from each row's float32 sum and sum of
@@ -387,6 +427,9 @@ def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, An
     if name == FIRED_UNITS:
         fired, zeros = fired_units_and_zeros(values, layout.channel_axis)
         return {FIRED_UNITS: fired, ZERO_COUNT: zeros}
+    if name == SUM_SQUARES:
+        found = known.get(MOMENTS)
+        return {SUM_SQUARES: found.sum_squares if found is not None else sum_of_squares(values)}
     if name == MOMENTS:
         zeros = known.get(ZERO_COUNT)
         if zeros is None and _channels_last_contiguous(values, layout.channel_axis):
@@ -401,4 +444,5 @@ def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, An
 COMBINE: dict[str, Callable[[Sequence[Any]], Any]] = {
     MOMENTS: combine_moments,
     FIRED_UNITS: combine_fired,
+    SUM_SQUARES: math.fsum,
 }

@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 
 from ikkuna.core.metric import EventGroup, Metric
-from ikkuna.core.statistics import MOMENTS
+from ikkuna.core.statistics import SUM_SQUARES
 from ikkuna.metrics.norms import norm_ratio
 
 
 class _GlobalNorm(Metric):
     """The norm of one kind over every parameter of a step."""
 
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -26,7 +26,7 @@ class _GlobalNorm(Metric):
         self._seen = False
 
     def compute(self, group: EventGroup) -> None:
-        self._sum += group.moments(self.needs[0]).sum_squares
+        self._sum += group.statistic(self.needs[0], SUM_SQUARES)
         self._seen = True
 
     def finish_step(self, step: int) -> float | None:
@@ -65,7 +65,7 @@ class GlobalUpdateToWeightRatio(Metric):
 
     name = "global_update_to_weight_ratio"
     needs = ("weights", "updates")
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
@@ -73,8 +73,8 @@ class GlobalUpdateToWeightRatio(Metric):
         self._seen = False
 
     def compute(self, group: EventGroup) -> None:
-        self._updates += group.moments("updates").sum_squares
-        self._weights += group.moments("weights").sum_squares
+        self._updates += group.statistic("updates", SUM_SQUARES)
+        self._weights += group.statistic("weights", SUM_SQUARES)
         self._seen = True
 
     def finish_step(self, step: int) -> float | None:

@@ -1,11 +1,19 @@
-"""Norms of parameters, their gradients and updates, and the update-to-weight ratio."""
+"""Norms of parameters, their gradients and updates, and the update-to-weight ratio.
+
+They read only each array's sum of squares (``statistic = "sum_squares"``): one pass, no copy.
+"""
 
 from __future__ import annotations
 
 import math
 
 from ikkuna.core.metric import EventGroup, Metric
-from ikkuna.core.statistics import MOMENTS
+from ikkuna.core.statistics import SUM_SQUARES
+
+
+def norm(group: EventGroup, kind: str) -> float:
+    """The L2 norm of a kind's values, from their sum of squares."""
+    return math.sqrt(group.statistic(kind, SUM_SQUARES))
 
 
 def norm_ratio(update_norm: float, weight_norm: float) -> float:
@@ -20,10 +28,10 @@ class WeightNorm(Metric):
 
     name = "weight_norm"
     needs = ("weights",)
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def compute(self, group: EventGroup) -> float:
-        return group.moments("weights").norm
+        return norm(group, "weights")
 
 
 class GradientNorm(Metric):
@@ -31,10 +39,10 @@ class GradientNorm(Metric):
 
     name = "gradient_norm"
     needs = ("gradients",)
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def compute(self, group: EventGroup) -> float:
-        return group.moments("gradients").norm
+        return norm(group, "gradients")
 
 
 class UpdateNorm(Metric):
@@ -42,10 +50,10 @@ class UpdateNorm(Metric):
 
     name = "update_norm"
     needs = ("updates",)
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def compute(self, group: EventGroup) -> float:
-        return group.moments("updates").norm
+        return norm(group, "updates")
 
 
 class UpdateToWeightRatio(Metric):
@@ -57,7 +65,7 @@ class UpdateToWeightRatio(Metric):
 
     name = "update_to_weight_ratio"
     needs = ("weights", "updates")
-    statistic = MOMENTS
+    statistic = SUM_SQUARES
 
     def compute(self, group: EventGroup) -> float:
-        return norm_ratio(group.moments("updates").norm, group.moments("weights").norm)
+        return norm_ratio(norm(group, "updates"), norm(group, "weights"))

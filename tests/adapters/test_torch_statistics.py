@@ -214,3 +214,84 @@ def test_fired_units_read_smallest_values_only_for_channels_whose_largest_are_ze
     assert tensor_fired_units(tensor, NCHW).tolist() == expected.tolist()
     assert expected.tolist() == ([True] * 6 if zeroed < 2 else [True] + [False] * 4 + [True])
     assert read == {0: [], 1: [1], 5: [6]}[zeroed]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int32"])
+@pytest.mark.parametrize("size", [1000, 300_001], ids=["numpy", "rows"])  # rows: > _SMALLEST_FOR_TORCH
+def test_sum_of_squares_in_torch_equals_the_values_and_their_moments(torch, dtype, size):
+    from ikkuna.adapters.torch import tensor_moments, tensor_sum_of_squares, tensor_to_numpy
+
+    generator = torch.Generator().manual_seed(3)
+    tensor = (torch.randn(size, generator=generator) * 4).to(getattr(torch, dtype)).reshape(-1, 1)
+    values = tensor_to_numpy(tensor).astype(np.float64)
+    found = tensor_sum_of_squares(tensor, Layout())
+    exact = dtype in ("float64", "int32") or size < 300_000 and dtype != "bfloat16"
+    rtol = 1e-12 if exact else ROW_PARTIALS_RTOL
+    assert isinstance(found, float)
+    assert found == pytest.approx(float(np.dot(values.ravel(), values.ravel())), rel=rtol)
+    assert found == pytest.approx(tensor_moments(tensor, Layout()).sum_squares, rel=rtol)
+    assert tensor_sum_of_squares(torch.zeros(0), Layout()) == 0.0
+
+
+@pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing", "zeros"])
+def test_sums_of_squares_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
+    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_sum_of_squares
+
+    generator = torch.Generator().manual_seed(2)
+    tensor = torch.randn(_SMALLEST_FOR_TORCH + 100, generator=generator)  # summed by torch
+    if special == "nan":
+        tensor[5] = float("nan")
+    elif special == "inf":
+        tensor[5] = float("inf")
+    elif special == "overflow":
+        tensor *= 1e30  # squares overflow float32
+    elif special == "vanishing":
+        tensor *= 1e-30  # squares underflow float32
+    else:
+        tensor.zero_()
+    values = tensor.double()
+    expected = float(torch.dot(values, values))
+    found = tensor_sum_of_squares(tensor, Layout())
+    if special in ("nan", "inf"):
+        np.testing.assert_equal(found, expected)
+    else:
+        assert found == pytest.approx(expected, rel=1e-12) and ((found > 0) == (special != "zeros"))
+
+
+def test_complex_tensors_have_no_sum_of_squares_as_they_have_no_moments(torch):
+    from ikkuna.adapters.torch import tensor_sum_of_squares
+
+    for size in (10, 300_000):
+        with pytest.raises(TypeError):
+            tensor_sum_of_squares(torch.ones(size, dtype=torch.complex64) * 1j, Layout())
+
+
+def test_default_metrics_read_only_sums_of_squares_of_parameters_gradients_and_updates(torch, monkeypatch):
+    """The norms need one pass over a parameter, not its moments' sums and zero count."""
+    import ikkuna.adapters.torch as adapter
+    from ikkuna.core.statistics import MOMENTS, SUM_SQUARES
+
+    torch.manual_seed(0)
+    model = small_cnn(torch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs, labels = image_batch(torch, 0)
+    calls: dict[str, list[bool]] = {MOMENTS: [], SUM_SQUARES: []}
+
+    def of_parameters(tensor):
+        addresses = {p.data_ptr() for p in model.parameters()}
+        addresses |= {p.grad.data_ptr() for p in model.parameters() if p.grad is not None}
+        return tensor.data_ptr() in addresses
+
+    for name in calls:
+        original = adapter.REDUCERS[name]
+        monkeypatch.setitem(adapter.REDUCERS, name, lambda tensor, layout, original=original, name=name:
+                            calls[name].append(of_parameters(tensor)) or original(tensor, layout))
+    sink = MemorySink()
+    with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
+        for _ in range(2):
+            train_step(torch, model, optimizer, inputs, labels, monitor)
+    assert calls[MOMENTS] and not any(calls[MOMENTS])  # activations only
+    assert any(calls[SUM_SQUARES])
+    weight = model.head.weight.detach().double()
+    records = {(r.metric, r.layer, r.param, r.step): r.value for r in sink.records}
+    assert records[("weight_norm", "head", "weight", 1)] == pytest.approx(float(weight.norm()), rel=1e-12)

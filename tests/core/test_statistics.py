@@ -22,6 +22,7 @@ from ikkuna.core.statistics import (
     MOMENTS,
     ROW_LENGTH,
     ROW_PARTIALS_RTOL,
+    SUM_SQUARES,
     Moments,
     combine_fired,
     combine_moments,
@@ -473,3 +474,97 @@ def test_an_activation_counts_its_zeros_once_for_moments_and_fired_units(first, 
     # a parameter (no channel axis) gets its moments alone
     weights = Array.from_host(values.reshape(-1, 16), Layout(out_axis=1, in_axis=0))
     assert weights.statistic(MOMENTS) == expected_moments and len(calls) == 1
+
+
+def float64_sum_of_squares(values: np.ndarray) -> float:
+    flat = values.astype(np.float64).reshape(-1)
+    return float(np.dot(flat, flat))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("size", [7, 1 << 15, (1 << 20) + 999], ids=["float64 sums", "float32 rows", "two halves"])
+def test_sum_of_squares_is_what_moments_give_in_one_pass(dtype, size):
+    from ikkuna.core.statistics import sum_of_squares
+
+    values = (np.random.default_rng(size).standard_normal(size) * 3 + 0.5).astype(dtype)
+    found = sum_of_squares(values.reshape(-1, 1) if size > 7 else values)
+    exact = dtype in (np.float64, np.int32) or values.size < (1 << 15)  # only large float32 by rows
+    rtol = 1e-12 if exact else ROW_PARTIALS_RTOL
+    assert found == pytest.approx(float64_sum_of_squares(values), rel=rtol)
+    assert found == pytest.approx(moments(values).sum_squares, rel=rtol)
+
+
+@pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing", "zeros", "empty"])
+def test_sum_of_squares_the_float32_rows_cannot_hold_are_summed_in_float64(special):
+    from ikkuna.core.statistics import sum_of_squares
+
+    values = np.random.default_rng(4).standard_normal(1 << 16).astype(np.float32)
+    if special == "nan":
+        values[9] = np.nan
+    elif special == "inf":
+        values[9] = -np.inf
+    elif special == "overflow":
+        values *= np.float32(1e30)  # float32 squares overflow; float64 holds them
+    elif special == "vanishing":
+        values *= np.float32(1e-30)  # float32 squares underflow to zero
+    elif special == "zeros":
+        values[:] = 0.0
+    else:
+        values = values[:0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = float64_sum_of_squares(values)
+    found = sum_of_squares(values)
+    if special in ("nan", "inf"):
+        np.testing.assert_equal(found, expected)
+    else:
+        assert math.isfinite(found) and found == pytest.approx(expected, rel=1e-12)
+        assert (found > 0) == (special in ("overflow", "vanishing"))
+
+
+def test_sum_of_squares_refuses_complex_values_as_moments_do():
+    from ikkuna.core.statistics import sum_of_squares
+
+    values = np.ones(4, dtype=np.complex64)
+    with pytest.raises(TypeError) as refused_by_moments:
+        moments(values)
+    with pytest.raises(TypeError) as refused:
+        sum_of_squares(values)
+    assert type(refused.value) is type(refused_by_moments.value)
+
+
+def test_sum_of_row_squares_refuses_what_float32_rows_cannot_hold():
+    from ikkuna.core.statistics import sum_of_row_squares
+
+    assert sum_of_row_squares(np.array([2.0, 3.0]), 512) == 5.0
+    assert sum_of_row_squares(np.array([np.inf, 1.0]), 512) is None  # a float32 overflow
+    assert sum_of_row_squares(np.array([np.nan, 1.0]), 512) is None
+    assert sum_of_row_squares(np.array([1e-19]), 256) is None  # vanishing: may have underflowed
+    assert sum_of_row_squares(np.zeros(3), 700) is None  # all zero, or all underflowed
+
+
+class Squares(Metric):
+    name = "test_squares"
+    needs = ("activations",)
+    statistic = SUM_SQUARES
+
+    def compute(self, group: EventGroup) -> float:
+        return group.statistic("activations", SUM_SQUARES)
+
+
+def test_a_sum_squares_metric_makes_no_copy_and_adds_the_squares_of_two_arrivals():
+    rng = np.random.default_rng(5)
+    first, second = (CountingArray(rng.standard_normal((40, 3))) for _ in range(2))
+    records = run_step([Squares()], [(RELU, counted(first)), (RELU, counted(second))])
+    expected = float64_sum_of_squares(np.concatenate([first.values, second.values]))
+    assert records[("test_squares", "relu")] == pytest.approx(expected, rel=1e-12)
+    assert first.copies == second.copies == 0
+
+
+def test_sum_squares_is_read_off_moments_already_known(monkeypatch):
+    from ikkuna.core import statistics
+
+    values = np.random.default_rng(6).standard_normal((50, 4))
+    array = Array.from_host(values)
+    known = array.statistic(MOMENTS)
+    monkeypatch.setattr(statistics, "sum_of_squares", lambda values: pytest.fail("summed again"))
+    assert array.statistic(SUM_SQUARES) == known.sum_squares
