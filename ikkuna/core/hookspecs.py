@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 PROJECT = "ikkuna"
 #: The version of the plugin contract (these hooks, Metric, Sink, Adapter, Array, EventGroup):
 #: ``"MAJOR.MINOR"``. A new minor version only adds; a new major version may break plugins.
-PLUGIN_API_VERSION = "1.0"
+#: 1.1 added the ``"sum_squares"`` statistic and ``Sink.wait()``.
+PLUGIN_API_VERSION = "1.1"
 #: The module attribute by which a plugin declares the plugin API version it was built for.
 PLUGIN_API_ATTRIBUTE = "IKKUNA_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)

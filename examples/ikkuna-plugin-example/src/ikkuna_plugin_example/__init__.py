@@ -12,7 +12,7 @@ from ikkuna_plugin_example.effective_rank import EffectiveRank, effective_rank
 from ikkuna_plugin_example.summary import MarkdownSummarySink
 
 #: The plugin API version this plugin was written for (see ikkuna.core.hookspecs).
-IKKUNA_PLUGIN_API = "1.0"
+IKKUNA_PLUGIN_API = "1.1"
 
 
 @ikkuna.hookimpl
