@@ -11,6 +11,11 @@ step's time varies by more than the work on a shared machine):
 
 - ``torch CNN``: the benchmark's CNN (``benchmarks/architectures.py``).
   - *ikkuna, default metrics*: attached with ``metrics="default"``, for comparison.
+  - *ikkuna without its statistics*: the same, with ikkuna's torch reducers (moments, sums
+    of squares, fired units) answering constants instead of reading the tensors: what the
+    rest costs (the hooks, the bus, 13 metrics' Python, ``distance_from_init``'s copy of the
+    weights and its difference, the updates' copy and subtraction, the store). And *...
+    nor distance_from_init*: without that metric too.
   - *spare core, inline* and *on a thread*: numpy's statistics of every layer output (moments,
     zero count, fired units, as the Keras and JAX adapters compute them on the host) after
     each step, inline or handed to a worker thread: whether a thread hides host work while
@@ -20,10 +25,11 @@ step's time varies by more than the work on a shared machine):
     tensor they read (each layer's output, each weight, gradient and initial weight) and the
     copy and subtraction that make the updates. A monitor that computed every statistic of
     a tensor in one fused pass, with no Python, would still pay this.
-  - *ikkuna's statistics, alone*: the statistics themselves by ikkuna's own torch reducers:
-    ``tensor_moments`` (sum, sum of squares, zero count) of every layer output, weight,
-    gradient and update (with the update's copy and subtraction), and
-    ``tensor_fired_units`` of every layer output; no bus, metrics or store.
+  - *ikkuna's statistics, alone*: the statistics themselves by ikkuna's own torch reducers,
+    as the default metrics read them: ``tensor_moments`` (sum, sum of squares, zero count)
+    and ``tensor_fired_units`` of every layer output, ``tensor_sum_of_squares`` of every
+    weight, gradient and update (with the update's copy and subtraction); no bus, metrics
+    or store.
   - *fused statistics, alone* (``--compiled``; needs a C++ compiler, about 15 s to compile):
     the same sums, sums of squares and zero counts, and each layer output's channel
     maxima, in one function per tensor compiled by ``torch.compile``.
@@ -137,8 +143,14 @@ def per_step(step: Callable[[], object], steps: int) -> float:
 def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
     import torch
 
-    from ikkuna.adapters.torch import activation_layout, tensor_fired_units, tensor_moments
+    from ikkuna.adapters.torch import (
+        activation_layout,
+        tensor_fired_units,
+        tensor_moments,
+        tensor_sum_of_squares,
+    )
     from ikkuna.core.arrays import NO_LAYOUT
+    from ikkuna.core.attach import DEFAULT_METRICS
     from ikkuna.core.statistics import fired_units_and_zeros, moments
 
     model, optimizer, inputs, step = training_step(CNN)
@@ -168,14 +180,13 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
             tensor_moments(output, layout)
             tensor_fired_units(output, layout)
         for tensor in (*weights, *gradients, *updates()):
-            tensor_moments(tensor, NO_LAYOUT)
+            tensor_sum_of_squares(tensor, NO_LAYOUT)
 
     def statistics_to_fuse(tensor: Any, channels: bool) -> Any:
         flat = tensor.reshape(-1)
-        found = [flat.sum(), (flat * flat).sum(), (flat == 0).sum()]
-        if channels:
-            found.append(_channel_maxima(tensor))
-        return found
+        if not channels:  # a parameter, its gradient or update: the norms' sum of squares
+            return (flat * flat).sum()
+        return [flat.sum(), (flat * flat).sum(), (flat == 0).sum(), _channel_maxima(tensor)]
 
     host_outputs = [(tensor.numpy(), layout.channel_axis)
                     for tensor, layout in zip(outputs, layouts)]
@@ -185,8 +196,13 @@ def torch_cnn(steps: int, rounds: int, compiled: bool) -> dict[str, Any]:
             _, zeros = fired_units_and_zeros(values, channel_axis)
             moments(values, zeros)
 
+    without_distance = [name for name in DEFAULT_METRICS if name != "distance_from_init"]
     measured: dict[str, Timed] = {
         "ikkuna, default metrics": _attached(model, optimizer, step, steps, metrics="default"),
+        "ikkuna without its statistics": _without_statistics(
+            _attached(model, optimizer, step, steps, metrics="default")),
+        "ikkuna without its statistics nor distance_from_init": _without_statistics(
+            _attached(model, optimizer, step, steps, metrics=without_distance)),
         "spare core, inline": lambda: per_step(_then(step, host_statistics), steps),
         "spare core, on a thread": lambda: per_step_with_worker(step, host_statistics, steps),
     }
@@ -244,6 +260,31 @@ def _attached(model: Any, optimizer: Any, step: Callable[[], None], steps: int,
         with tempfile.TemporaryDirectory() as store, \
                 ikkuna.attach(model, optimizer=optimizer, metrics=metrics, store=store):
             return per_step(step, steps)
+    return run
+
+
+def _without_statistics(timed: Timed) -> Timed:
+    """``timed`` with the torch adapter's reducers answering constants (moments of two
+    values, a sum of squares of 1, every channel fired) instead of reading the tensors."""
+    import numpy as np
+
+    import ikkuna.adapters.torch as adapter
+    from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, SUM_SQUARES, Moments
+
+    def fired(tensor: Any, layout: Any) -> Any:
+        axis = layout.channel_axis
+        return np.ones(1 if axis is None or tensor.ndim < 2 else tensor.shape[axis], dtype=bool)
+
+    constants = {MOMENTS: lambda tensor, layout: Moments(2, 1.0, 1.0, 0.5, 0),
+                 SUM_SQUARES: lambda tensor, layout: 1.0, FIRED_UNITS: fired}
+
+    def run() -> float:
+        kept = dict(adapter.REDUCERS)
+        adapter.REDUCERS.update(constants)
+        try:
+            return timed()
+        finally:
+            adapter.REDUCERS.update(kept)
     return run
 
 

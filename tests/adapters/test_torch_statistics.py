@@ -282,10 +282,10 @@ def test_default_metrics_read_only_sums_of_squares_of_parameters_gradients_and_u
         addresses |= {p.grad.data_ptr() for p in model.parameters() if p.grad is not None}
         return tensor.data_ptr() in addresses
 
-    for name in calls:
+    for name, seen in calls.items():
         original = adapter.REDUCERS[name]
-        monkeypatch.setitem(adapter.REDUCERS, name, lambda tensor, layout, original=original, name=name:
-                            calls[name].append(of_parameters(tensor)) or original(tensor, layout))
+        monkeypatch.setitem(adapter.REDUCERS, name, lambda tensor, layout, original=original, seen=seen:
+                            seen.append(of_parameters(tensor)) or original(tensor, layout))
     sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for _ in range(2):

@@ -19,8 +19,9 @@ from benchmarks.floors import markdown, per_step_with_worker, ratios
 from tests.conftest import require_framework
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "floors.py"
-TORCH_ROWS = ("ikkuna, default metrics", "spare core, inline", "spare core, on a thread",
-              "one read, alone", "ikkuna's statistics, alone")
+TORCH_ROWS = ("ikkuna, default metrics", "ikkuna without its statistics",
+              "ikkuna without its statistics nor distance_from_init", "spare core, inline",
+              "spare core, on a thread", "one read, alone", "ikkuna's statistics, alone")
 JAX_ROWS = ("ikkuna, no metrics", "a no-op IO callback, ordered", "a no-op IO callback, unordered")
 
 
@@ -135,3 +136,34 @@ def test_a_framework_that_is_not_a_choice_is_refused():
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+@pytest.mark.framework
+def test_without_statistics_answers_constants_while_it_times_and_then_restores_the_reducers():
+    require_framework("torch")
+    import torch
+
+    import ikkuna.adapters.torch as adapter
+    from benchmarks.floors import _without_statistics
+    from ikkuna.core.arrays import Layout
+
+    kept = dict(adapter.REDUCERS)
+    tensor = torch.full((2, 3, 4, 4), float("nan"))  # read, it would give NaN moments
+    seen: dict[str, Any] = {}
+
+    def timed() -> float:
+        layout = Layout(batch_axis=0, channel_axis=1)
+        seen.update({name: reducer(tensor, layout) for name, reducer in adapter.REDUCERS.items()})
+        return 0.25
+
+    assert _without_statistics(timed)() == 0.25
+    assert math.isfinite(seen["moments"].mean) and seen["sum_squares"] == 1.0
+    assert seen["fired_units"].tolist() == [True, True, True]
+    assert adapter.REDUCERS == kept
+
+    def failing() -> float:
+        raise RuntimeError("the step failed")
+
+    with pytest.raises(RuntimeError, match="the step failed"):
+        _without_statistics(failing)()
+    assert adapter.REDUCERS == kept
