@@ -80,22 +80,29 @@ def test_row_partials_stay_accurate_when_the_mean_dwarfs_the_spread(torch, offse
     assert bool(centered) == (offset != 0.0)
 
 
+def summed_by_torch_with(torch, special: str):
+    """Normal values, enough for torch's row sums, with a NaN or an infinity among them, or
+    all scaled so that their float32 squares overflow or underflow, or all zero."""
+    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH
+
+    generator = torch.Generator().manual_seed(2)
+    tensor = torch.randn(_SMALLEST_FOR_TORCH + 100, generator=generator)
+    if special in ("nan", "inf"):
+        tensor[5] = float(special)
+    elif special in ("overflow", "vanishing"):
+        tensor *= 1e30 if special == "overflow" else 1e-30
+    elif special == "zeros":
+        tensor.zero_()
+    return tensor
+
+
 @pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing"])
 def test_values_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
     """NaN and infinities come out as numpy gives them; float32 overflow and underflow of
     the squares fall back to float64."""
-    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_moments
+    from ikkuna.adapters.torch import tensor_moments
 
-    generator = torch.Generator().manual_seed(2)
-    tensor = torch.randn(_SMALLEST_FOR_TORCH + 100, generator=generator)  # summed by torch
-    if special == "nan":
-        tensor[5] = float("nan")
-    elif special == "inf":
-        tensor[5] = float("inf")
-    elif special == "overflow":
-        tensor *= 1e30  # squares overflow float32
-    else:
-        tensor *= 1e-30  # squares underflow float32
+    tensor = summed_by_torch_with(torch, special)
     found, expected = tensor_moments(tensor, Layout()), moments(tensor.double().numpy())
     if special in ("nan", "inf"):
         assert (np.isnan(found.total), np.isinf(found.total)) == (special == "nan", special == "inf")
@@ -235,20 +242,9 @@ def test_sum_of_squares_in_torch_equals_the_values_and_their_moments(torch, dtyp
 
 @pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing", "zeros"])
 def test_sums_of_squares_the_float32_rows_cannot_hold_are_summed_exactly(torch, special):
-    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_sum_of_squares
+    from ikkuna.adapters.torch import tensor_sum_of_squares
 
-    generator = torch.Generator().manual_seed(2)
-    tensor = torch.randn(_SMALLEST_FOR_TORCH + 100, generator=generator)  # summed by torch
-    if special == "nan":
-        tensor[5] = float("nan")
-    elif special == "inf":
-        tensor[5] = float("inf")
-    elif special == "overflow":
-        tensor *= 1e30  # squares overflow float32
-    elif special == "vanishing":
-        tensor *= 1e-30  # squares underflow float32
-    else:
-        tensor.zero_()
+    tensor = summed_by_torch_with(torch, special)
     values = tensor.double()
     expected = float(torch.dot(values, values))
     found = tensor_sum_of_squares(tensor, Layout())
