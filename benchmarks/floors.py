@@ -264,8 +264,9 @@ def _attached(model: Any, optimizer: Any, step: Callable[[], None], steps: int,
 
 
 def _without_statistics(timed: Timed) -> Timed:
-    """``timed`` with the torch adapter's reducers answering constants (moments of two
-    values, a sum of squares of 1, every channel fired) instead of reading the tensors."""
+    """``timed`` with the torch adapter's reducers answering constants (the moments of the
+    values 1 and 0, a sum of squares of 1, every channel fired) instead of reading the
+    tensors."""
     import numpy as np
 
     import ikkuna.adapters.torch as adapter
@@ -275,7 +276,7 @@ def _without_statistics(timed: Timed) -> Timed:
         axis = layout.channel_axis
         return np.ones(1 if axis is None or tensor.ndim < 2 else tensor.shape[axis], dtype=bool)
 
-    constants = {MOMENTS: lambda tensor, layout: Moments(2, 1.0, 1.0, 0.5, 0),
+    constants = {MOMENTS: lambda tensor, layout: Moments(2, 1.0, 1.0, 0.5, 1),
                  SUM_SQUARES: lambda tensor, layout: 1.0, FIRED_UNITS: fired}
 
     def run() -> float:

@@ -119,15 +119,16 @@ def _row_sums(flat: Any) -> np.ndarray:
     :func:`ikkuna.core.statistics.moments_of_row_sums`), one pass each without a temporary, as
     a ``(2, rows)`` float64 numpy array."""
     torch = _torch()
-    matrix, rest = _rows_and_rest(flat)
+    matrix, rest = _rows_of_sums(flat)
     sums = torch.cat([matrix.sum(dim=1), rest.sum(dim=1)])
     partials = torch.stack([sums, _row_norms(matrix, rest)]).cpu().numpy().astype(np.float64)
     np.square(partials[1], out=partials[1])
     return partials
 
 
-def _rows_and_rest(flat: Any) -> tuple[Any, Any]:
-    """A vector as whole rows of :data:`_SUM_ROW_LENGTH` values and one row of what is left."""
+def _rows_of_sums(flat: Any) -> tuple[Any, Any]:
+    """A vector as whole rows of :data:`_SUM_ROW_LENGTH` values and one row of what is left
+    (torch's rows; numpy's are ``ikkuna.core.statistics.SUM_ROW_LENGTH`` long)."""
     rows = flat.numel() // _SUM_ROW_LENGTH
     return (flat[: rows * _SUM_ROW_LENGTH].view(rows, _SUM_ROW_LENGTH),
             flat[rows * _SUM_ROW_LENGTH:].unsqueeze(0))
@@ -136,7 +137,8 @@ def _rows_and_rest(flat: Any) -> tuple[Any, Any]:
 def _row_norms(matrix: Any, rest: Any) -> Any:
     """Each row's L2 norm (rows, then the rest's), in the rows' dtype."""
     torch = _torch()
-    return torch.cat([torch.linalg.vector_norm(matrix, dim=1), torch.linalg.vector_norm(rest, dim=1)])
+    norm = torch.linalg.vector_norm
+    return torch.cat([norm(matrix, dim=1), norm(rest, dim=1)])
 
 
 def tensor_sum_of_squares(tensor: Any, layout: Layout) -> float:
@@ -158,12 +160,21 @@ def tensor_sum_of_squares(tensor: Any, layout: Layout) -> float:
         if view is not None:
             return sum_of_squares(view)
     if flat.is_floating_point() and flat.dtype != torch.float64:
-        norms = _row_norms(*_rows_and_rest(flat.to(torch.float32))).cpu().numpy().astype(np.float64)
+        rows = _row_norms(*_rows_of_sums(flat.to(torch.float32)))
+        norms = rows.cpu().numpy().astype(np.float64)
         found = sum_of_row_squares(np.square(norms, out=norms), count)
         if found is not None:
             return found
+        if not norms.any() and _all_zero(flat):
+            return 0.0  # a frozen parameter's update: no float64 copy
     values = flat.to(torch.float64)
     return float(torch.linalg.vecdot(values, values).item())
+
+
+def _all_zero(flat: Any) -> bool:
+    """Whether every value is zero: its largest and smallest are (two fast reductions;
+    torch's comparisons to zero are several times slower)."""
+    return bool(flat.amax() == 0) and bool(flat.amin() == 0)
 
 
 def _row_partials(flat: Any) -> np.ndarray:
@@ -253,7 +264,8 @@ def tensor_fired_units(tensor: Any, layout: Layout) -> np.ndarray | None:
 #: Statistics computed by torch itself, on any device: only small vectors (or one bool per
 #: channel) cross to the host. On the CPU too, torch's threaded reductions are several times
 #: faster than numpy's on a view (small tensors go to numpy inside :func:`tensor_moments`).
-REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units, SUM_SQUARES: tensor_sum_of_squares}
+REDUCERS = {MOMENTS: tensor_moments, FIRED_UNITS: tensor_fired_units,
+            SUM_SQUARES: tensor_sum_of_squares}
 
 
 def wrap(tensor: Any, layout: Layout) -> Array:

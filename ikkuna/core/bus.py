@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import warnings
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from ikkuna.core.events import Event, Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.metric import EventGroup, Metric
 from ikkuna.core.schedule import as_layer_filter, as_schedule
-from ikkuna.core.statistics import COMBINE
+from ikkuna.core.statistics import COMBINE, MOMENTS, SUM_SQUARES
 
 GroupKey = tuple[int, "str | None", "str | None"]  # (slot index, layer name, param)
 
@@ -89,6 +90,13 @@ class Bus:
         for index, slot in enumerate(slots):
             for kind in slot.needs:
                 self._by_kind.setdefault(kind, []).append(index)
+        # kinds read as moments by some metrics and as sums of squares by others: the moments
+        # come first, and the sum of squares is read off them (one pass, not two)
+        self._moments_first = {
+            kind: [i for i in indices if slots[i].statistic == MOMENTS]
+            for kind, indices in self._by_kind.items()
+            if {slots[i].statistic for i in indices} >= {MOMENTS, SUM_SQUARES}
+        }
         self._active: set[int] = set(range(len(slots)))
         self._summarizing = [index for index, slot in enumerate(slots) if slot.summarizes]
         self._pending: dict[GroupKey, dict[str, list[Event]]] = {}
@@ -128,6 +136,8 @@ class Bus:
         """
         keeps_values = False
         keeps_statistics: set[str] = set()
+        if event.kind in self._moments_first and event.array is not None:
+            self._moments_before_sums_of_squares(event)
         for index in self._by_kind.get(event.kind, ()):
             if index not in self._active:
                 continue
@@ -155,6 +165,17 @@ class Bus:
             if keeps_values and array.has_values:
                 array.numpy()
             array.release()
+
+    def _moments_before_sums_of_squares(self, event: Event) -> None:
+        """Compute the array's moments first where a metric of this step reads them."""
+        for index in self._moments_first[event.kind]:
+            if index in self._active and (event.layer is None
+                                          or self.slots[index].accepts_layer(event.layer)):
+                if event.array.has_values:
+                    # a failure is met again, and isolated, by the metric that reads them
+                    with contextlib.suppress(Exception):
+                        event.array.statistic(MOMENTS)
+                return
 
     def close_step(self) -> list[Record]:
         """Dispatch what waited for the step's end; return and forget the step's records."""

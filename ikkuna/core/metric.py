@@ -106,7 +106,7 @@ class Metric:
     #: Adapter capabilities this metric needs beyond the event kinds (see
     #: :attr:`ikkuna.Adapter.capabilities`); an adapter without them cannot run it.
     requires: ClassVar[frozenset[str]] = frozenset()
-    #: Set to a statistic's name (``"moments"``, ``"fired_units"``; see
+    #: Set to a statistic's name (``"moments"``, ``"sum_squares"``, ``"fired_units"``; see
     #: :data:`ikkuna.core.statistics.STATISTICS`) if :meth:`compute` reads only that statistic
     #: of its kinds (``group.moments(kind)``, ``group.statistic(kind, name)``), never the
     #: values: then no copy of the tensors is made for this metric, which makes it far

@@ -1,7 +1,8 @@
 """Statistics of an array that metrics may declare instead of its values.
 
-A metric that sets ``statistic = "moments"`` (or ``"fired_units"``) reads only that summary of
-each array (``group.moments(kind)``), never the values. The bus then computes the summary
+A metric that sets ``statistic = "moments"`` (or ``"sum_squares"``, ``"fired_units"``) reads
+only that summary of each array (``group.moments(kind)``, ``group.statistic(kind, name)``),
+never the values. The bus then computes the summary
 while the native tensor is alive (from a zero-copy host view, or by the adapter in the
 framework) and keeps only the summary: no copy of the tensor is made or held until the step
 ends. Summaries of several arrivals in one step (a layer called twice) combine exactly as the
@@ -237,7 +238,8 @@ def sum_of_squares(values: np.ndarray) -> float:
     but in one pass: a float32 array of at least :data:`_FLOAT32_ROWS_FROM` values by float32
     rows added in float64 (within :data:`ROW_PARTIALS_RTOL`; two halves on two threads from
     :data:`_TWO_HALVES_FROM`), unless that sum is not finite or its squares could have
-    underflowed; everything else in float64. Refuses complex values as :func:`moments` does."""
+    underflowed (an all-zero array is known by one more pass, not summed again); everything
+    else in float64. Refuses complex values as :func:`moments` does."""
     flat = np.asarray(values).reshape(-1)
     if flat.dtype == np.float32 and flat.size >= _FLOAT32_ROWS_FROM:
         if flat.size >= _TWO_HALVES_FROM:
@@ -248,6 +250,12 @@ def sum_of_squares(values: np.ndarray) -> float:
             found = float32_sum_of_squares(flat)
         if _trusted_sum_of_squares(found, flat.size):
             return found
+        if found == 0.0 and not flat.any():
+            return 0.0  # all zero (a frozen parameter's update): no second pass
+    return _float64_sum_of_squares(flat)
+
+
+def _float64_sum_of_squares(flat: np.ndarray) -> float:
     with np.errstate(invalid="ignore", over="ignore"):
         return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
 
@@ -427,9 +435,8 @@ def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, An
     if name == FIRED_UNITS:
         fired, zeros = fired_units_and_zeros(values, layout.channel_axis)
         return {FIRED_UNITS: fired, ZERO_COUNT: zeros}
-    if name == SUM_SQUARES:
-        found = known.get(MOMENTS)
-        return {SUM_SQUARES: found.sum_squares if found is not None else sum_of_squares(values)}
+    if name == SUM_SQUARES:  # Array.statistic reads it off moments it has already
+        return {SUM_SQUARES: sum_of_squares(values)}
     if name == MOMENTS:
         zeros = known.get(ZERO_COUNT)
         if zeros is None and _channels_last_contiguous(values, layout.channel_axis):
@@ -444,5 +451,5 @@ def of_values(name: str, values: np.ndarray, layout: Any, known: Mapping[str, An
 COMBINE: dict[str, Callable[[Sequence[Any]], Any]] = {
     MOMENTS: combine_moments,
     FIRED_UNITS: combine_fired,
-    SUM_SQUARES: math.fsum,
+    SUM_SQUARES: lambda parts: float(sum(parts)),  # not fsum: it raises past float64's range
 }

@@ -224,7 +224,7 @@ def test_fired_units_read_smallest_values_only_for_channels_whose_largest_are_ze
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int32"])
-@pytest.mark.parametrize("size", [1000, 300_001], ids=["numpy", "rows"])  # rows: > _SMALLEST_FOR_TORCH
+@pytest.mark.parametrize("size", [1000, 300_001], ids=["numpy", "rows"])  # rows: in torch
 def test_sum_of_squares_in_torch_equals_the_values_and_their_moments(torch, dtype, size):
     from ikkuna.adapters.torch import tensor_moments, tensor_sum_of_squares, tensor_to_numpy
 
@@ -237,7 +237,38 @@ def test_sum_of_squares_in_torch_equals_the_values_and_their_moments(torch, dtyp
     assert isinstance(found, float)
     assert found == pytest.approx(float(np.dot(values.ravel(), values.ravel())), rel=rtol)
     assert found == pytest.approx(tensor_moments(tensor, Layout()).sum_squares, rel=rtol)
-    assert tensor_sum_of_squares(torch.zeros(0), Layout()) == 0.0
+
+
+def test_sum_of_squares_in_torch_of_any_layout_and_dtype_equals_the_dense_values(torch):
+    from ikkuna.adapters.torch import tensor_sum_of_squares
+
+    generator = torch.Generator().manual_seed(4)
+    large = torch.randn(700, 600, generator=generator)  # summed by torch's rows
+    cases = {
+        "empty": torch.zeros(0, 3),
+        "0-d": torch.tensor(-3.0),
+        "strided": large[:, ::2],
+        "transposed": large.t(),
+        "expanded": torch.randn(1, 600, generator=generator).expand(700, 600),
+        "bool": large > 0,
+        "int8": (large * 10).to(torch.int8),
+        "sparse": torch.randn(300, 400, generator=generator).relu().to_sparse(),
+    }
+    for name, tensor in cases.items():
+        dense = (tensor.to_dense() if tensor.is_sparse else tensor).double()
+        expected = float((dense * dense).sum())
+        assert tensor_sum_of_squares(tensor, Layout()) == pytest.approx(
+            expected, rel=ROW_PARTIALS_RTOL), name
+
+
+def test_an_all_zero_tensor_is_known_without_a_float64_copy(torch, monkeypatch):
+    from ikkuna.adapters.torch import _SMALLEST_FOR_TORCH, tensor_sum_of_squares
+
+    monkeypatch.setattr(torch.linalg, "vecdot", lambda *args: pytest.fail("summed in float64"))
+    assert tensor_sum_of_squares(torch.zeros(_SMALLEST_FOR_TORCH + 5), Layout()) == 0.0
+    tiny = torch.full((_SMALLEST_FOR_TORCH + 5,), 1e-30)  # squares underflow: not all zero
+    monkeypatch.undo()
+    assert tensor_sum_of_squares(tiny, Layout()) == pytest.approx(tiny.double().square().sum().item())
 
 
 @pytest.mark.parametrize("special", ["nan", "inf", "overflow", "vanishing", "zeros"])
@@ -262,32 +293,47 @@ def test_complex_tensors_have_no_sum_of_squares_as_they_have_no_moments(torch):
             tensor_sum_of_squares(torch.ones(size, dtype=torch.complex64) * 1j, Layout())
 
 
-def test_default_metrics_read_only_sums_of_squares_of_parameters_gradients_and_updates(torch, monkeypatch):
-    """The norms need one pass over a parameter, not its moments' sums and zero count."""
+def test_default_metrics_read_sums_of_squares_of_parameters_and_moments_of_outputs(
+        torch, monkeypatch):
+    """The norms need one pass over a parameter, not its moments' sums and zero count; each
+    array's statistic is computed once, however many metrics read it."""
     import ikkuna.adapters.torch as adapter
-    from ikkuna.core.statistics import MOMENTS, SUM_SQUARES
+    from ikkuna.core import kinds as K
+    from ikkuna.core.monitor import Monitor
+    from ikkuna.core.statistics import FIRED_UNITS, MOMENTS, SUM_SQUARES
 
     torch.manual_seed(0)
     model = small_cnn(torch)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     inputs, labels = image_batch(torch, 0)
-    calls: dict[str, list[bool]] = {MOMENTS: [], SUM_SQUARES: []}
+    emitting: list[str] = []
+    emitted: list[str] = []
+    original_emit = Monitor.emit
 
-    def of_parameters(tensor):
-        addresses = {p.data_ptr() for p in model.parameters()}
-        addresses |= {p.grad.data_ptr() for p in model.parameters() if p.grad is not None}
-        return tensor.data_ptr() in addresses
+    def emit(self, kind, **kwargs):
+        if kwargs.get("array") is not None:
+            emitted.append(kind)
+        emitting.append(kind)
+        try:
+            return original_emit(self, kind, **kwargs)
+        finally:
+            emitting.pop()
 
-    for name, seen in calls.items():
+    monkeypatch.setattr(Monitor, "emit", emit)
+    reduced: dict[str, list[str]] = {MOMENTS: [], SUM_SQUARES: [], FIRED_UNITS: []}
+    for name, kinds in reduced.items():
         original = adapter.REDUCERS[name]
-        monkeypatch.setitem(adapter.REDUCERS, name, lambda tensor, layout, original=original, seen=seen:
-                            seen.append(of_parameters(tensor)) or original(tensor, layout))
+        monkeypatch.setitem(adapter.REDUCERS, name, lambda tensor, layout, original=original,
+                            kinds=kinds: kinds.append(emitting[-1]) or original(tensor, layout))
     sink = MemorySink()
     with ikkuna.attach(model, optimizer=optimizer, sinks=[sink]) as monitor:
         for _ in range(2):
             train_step(torch, model, optimizer, inputs, labels, monitor)
-    assert calls[MOMENTS] and not any(calls[MOMENTS])  # activations only
-    assert any(calls[SUM_SQUARES])
+    parameter_kinds = (K.WEIGHTS, K.GRADIENTS, K.UPDATES)
+    assert sorted(reduced[MOMENTS]) == sorted(k for k in emitted if k == K.ACTIVATIONS)
+    assert sorted(reduced[SUM_SQUARES]) == sorted(k for k in emitted if k in parameter_kinds)
+    assert len(reduced[SUM_SQUARES]) == 2 * 3 * len(list(model.parameters()))
     weight = model.head.weight.detach().double()
     records = {(r.metric, r.layer, r.param, r.step): r.value for r in sink.records}
-    assert records[("weight_norm", "head", "weight", 1)] == pytest.approx(float(weight.norm()), rel=1e-12)
+    norm = records[("weight_norm", "head", "weight", 1)]
+    assert norm == pytest.approx(float(weight.norm()), rel=1e-12)

@@ -482,7 +482,8 @@ def float64_sum_of_squares(values: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
-@pytest.mark.parametrize("size", [7, 1 << 15, (1 << 20) + 999], ids=["float64 sums", "float32 rows", "two halves"])
+@pytest.mark.parametrize("size", [7, 1 << 15, (1 << 20) + 999],
+                         ids=["float64 sums", "float32 rows", "two halves"])
 def test_sum_of_squares_is_what_moments_give_in_one_pass(dtype, size):
     from ikkuna.core.statistics import sum_of_squares
 
@@ -560,11 +561,64 @@ def test_a_sum_squares_metric_makes_no_copy_and_adds_the_squares_of_two_arrivals
     assert first.copies == second.copies == 0
 
 
-def test_sum_squares_is_read_off_moments_already_known(monkeypatch):
+@pytest.mark.parametrize("where", ["host", "framework"])
+def test_sum_squares_is_read_off_moments_already_known(where, monkeypatch):
+    """Whether numpy or the framework's reducer would compute it."""
     from ikkuna.core import statistics
 
     values = np.random.default_rng(6).standard_normal((50, 4))
-    array = Array.from_host(values)
+    reducers = {MOMENTS: lambda native, layout: moments(native),
+                SUM_SQUARES: lambda native, layout: pytest.fail("summed again")}
+    array = (Array.from_host(values) if where == "host" else
+             Array(values, np.array, shape=values.shape, dtype="float64", reducers=reducers))
     known = array.statistic(MOMENTS)
     monkeypatch.setattr(statistics, "sum_of_squares", lambda values: pytest.fail("summed again"))
     assert array.statistic(SUM_SQUARES) == known.sum_squares
+
+
+def test_an_all_zero_float32_array_is_known_without_a_float64_pass(monkeypatch):
+    from ikkuna.core import statistics
+    from ikkuna.core.statistics import sum_of_squares
+
+    monkeypatch.setattr(statistics, "_float64_sum_of_squares", lambda flat: pytest.fail("float64"))
+    assert sum_of_squares(np.zeros(1 << 16, dtype=np.float32)) == 0.0
+    assert sum_of_squares(np.zeros(1 << 21, dtype=np.float32)) == 0.0  # two halves
+
+
+class WeightSquares(Metric):
+    name = "test_weight_squares"
+    needs = ("weights",)
+    statistic = SUM_SQUARES
+
+    def compute(self, group: EventGroup) -> float:
+        return group.statistic("weights", SUM_SQUARES)
+
+
+class WeightMean(Metric):
+    name = "test_weight_mean"
+    needs = ("weights",)
+    statistic = MOMENTS
+
+    def compute(self, group: EventGroup) -> float:
+        return group.moments("weights").mean
+
+
+@pytest.mark.parametrize("kind", [K.ACTIVATIONS, K.WEIGHTS], ids=["kept to the step's end", "at once"])
+def test_a_kind_read_as_moments_and_as_sums_of_squares_is_summed_once(kind):
+    """Whatever the metrics' order, the moments come first and the sum of squares is read
+    off them."""
+    values = np.random.default_rng(9).standard_normal((6, 5))
+    reduced: list[str] = []
+    reducers = {MOMENTS: lambda native, layout: reduced.append(MOMENTS) or moments(native),
+                SUM_SQUARES: lambda native, layout: pytest.fail("a second pass")}
+    array = Array(values, np.array, shape=values.shape, dtype="float64", layout=CHANNELS_LAST,
+                  reducers=reducers)
+    metrics = [Squares(), Mean()] if kind == K.ACTIVATIONS else [WeightSquares(), WeightMean()]
+    bus = Bus([MetricSlot(m) for m in metrics], run="r", on_problem=lambda p: pytest.fail(p.message))
+    bus.open_step(0, 0)
+    param = None if kind == K.ACTIVATIONS else "weight"
+    bus.publish(Event(kind, 0, 0, RELU, param, array=array))
+    records = [r.value for r in bus.close_step()]
+    assert reduced == [MOMENTS]
+    assert records == [pytest.approx(float(np.sum(values**2)), rel=1e-12),
+                       pytest.approx(float(values.mean()), rel=1e-12)]
