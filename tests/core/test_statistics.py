@@ -543,21 +543,26 @@ def test_sum_of_row_squares_refuses_what_float32_rows_cannot_hold():
     assert sum_of_row_squares(np.zeros(3), 700) is None  # all zero, or all underflowed
 
 
-class Squares(Metric):
-    name = "test_squares"
-    needs = ("activations",)
-    statistic = SUM_SQUARES
+def squares_of(kind: str) -> Metric:
+    """A metric that records the sum of squares of ``kind``'s values."""
 
-    def compute(self, group: EventGroup) -> float:
-        return group.statistic("activations", SUM_SQUARES)
+    class Squares(Metric):
+        name = f"test_{kind}_squares"
+        needs = (kind,)
+        statistic = SUM_SQUARES
+
+        def compute(self, group: EventGroup) -> float:
+            return group.statistic(kind, SUM_SQUARES)
+
+    return Squares()
 
 
 def test_a_sum_squares_metric_makes_no_copy_and_adds_the_squares_of_two_arrivals():
     rng = np.random.default_rng(5)
     first, second = (CountingArray(rng.standard_normal((40, 3))) for _ in range(2))
-    records = run_step([Squares()], [(RELU, counted(first)), (RELU, counted(second))])
+    records = run_step([squares_of(K.ACTIVATIONS)], [(RELU, counted(first)), (RELU, counted(second))])
     expected = float64_sum_of_squares(np.concatenate([first.values, second.values]))
-    assert records[("test_squares", "relu")] == pytest.approx(expected, rel=1e-12)
+    assert records[("test_activations_squares", "relu")] == pytest.approx(expected, rel=1e-12)
     assert first.copies == second.copies == 0
 
 
@@ -585,19 +590,9 @@ def test_an_all_zero_float32_array_is_known_without_a_float64_pass(monkeypatch):
     assert sum_of_squares(np.zeros(1 << 21, dtype=np.float32)) == 0.0  # two halves
 
 
-class WeightSquares(Metric):
-    name = "test_weight_squares"
-    needs = ("weights",)
-    statistic = SUM_SQUARES
-
-    def compute(self, group: EventGroup) -> float:
-        return group.statistic("weights", SUM_SQUARES)
-
-
-class WeightMean(Metric):
+class WeightMean(Mean):
     name = "test_weight_mean"
     needs = ("weights",)
-    statistic = MOMENTS
 
     def compute(self, group: EventGroup) -> float:
         return group.moments("weights").mean
@@ -613,7 +608,7 @@ def test_a_kind_read_as_moments_and_as_sums_of_squares_is_summed_once(kind):
                 SUM_SQUARES: lambda native, layout: pytest.fail("a second pass")}
     array = Array(values, np.array, shape=values.shape, dtype="float64", layout=CHANNELS_LAST,
                   reducers=reducers)
-    metrics = [Squares(), Mean()] if kind == K.ACTIVATIONS else [WeightSquares(), WeightMean()]
+    metrics = [squares_of(kind), Mean() if kind == K.ACTIVATIONS else WeightMean()]
     bus = Bus([MetricSlot(m) for m in metrics], run="r", on_problem=lambda p: pytest.fail(p.message))
     bus.open_step(0, 0)
     param = None if kind == K.ACTIVATIONS else "weight"
