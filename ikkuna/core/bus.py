@@ -135,7 +135,7 @@ class Bus:
         declared, or else a numpy copy of the values); then the tensor is released.
         """
         keeps_values = False
-        keeps_statistics: set[str] = set()
+        keeps_statistics: dict[str, list[int]] = {}  # statistic -> the slots that keep it
         if event.kind in self._moments_first and event.array is not None:
             self._moments_before_sums_of_squares(event)
         for index in self._by_kind.get(event.kind, ()):
@@ -156,15 +156,26 @@ class Bus:
             elif slot.statistic is None:
                 keeps_values = True
             else:
-                keeps_statistics.add(slot.statistic)
+                keeps_statistics.setdefault(slot.statistic, []).append(index)
         array = event.array
         if array is not None:
-            for name in keeps_statistics:
+            for name, indices in keeps_statistics.items():
                 if array.has_values:
-                    array.statistic(name)
+                    self._keep_statistic(array, name, indices, event.layer)
             if keeps_values and array.has_values:
                 array.numpy()
             array.release()
+
+    def _keep_statistic(self, array: Array, name: str, indices: list[int],
+                        layer: LayerInfo | None) -> None:
+        """Compute a statistic kept to the step's end; if that raises (values it cannot
+        summarize), the metrics that wanted it are disabled, as if their compute had raised."""
+        try:
+            array.statistic(name)
+        except Exception as error:  # noqa: BLE001 - a metric's input must never stop training
+            for index in indices:
+                if not self.slots[index].disabled:
+                    self._disable(self.slots[index], error, layer)
 
     def _moments_before_sums_of_squares(self, event: Event) -> None:
         """Compute the array's moments first where a metric of this step reads them."""

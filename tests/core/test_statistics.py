@@ -4,6 +4,7 @@ bus keeps no copy of a tensor whose every reader declared a statistic."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -617,3 +618,30 @@ def test_a_kind_read_as_moments_and_as_sums_of_squares_is_summed_once(kind):
     assert reduced == [MOMENTS]
     assert records == [pytest.approx(float(np.sum(values**2)), rel=1e-12),
                        pytest.approx(float(values.mean()), rel=1e-12)]
+
+
+class Size(Metric):
+    name = "test_size"
+    needs = ("activations",)
+
+    def compute(self, group: EventGroup) -> float:
+        return float(group["activations"].size)
+
+
+def test_a_kept_statistic_that_cannot_be_computed_disables_its_metrics_not_the_step():
+    """Moments of complex values fail: the metric that declared them is disabled with one
+    warning and one problem, as if its compute had raised; the others go on."""
+    problems = []
+    bus = Bus([MetricSlot(Mean()), MetricSlot(Size())], run="r", on_problem=problems.append)
+    for step in range(2):
+        bus.open_step(step, 0)
+        values = np.ones((4, 3), dtype=np.complex64)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bus.publish(Event(K.ACTIVATIONS, step, 0, RELU, None,
+                              array=Array.from_host(values, CHANNELS_LAST)))
+            records = bus.close_step()
+        assert [(r.metric, r.value) for r in records] == [("test_size", 12.0)]
+        assert len(caught) == (1 if step == 0 else 0)
+    assert len(problems) == 1 and problems[0].source == "metric:test_mean"
+    assert "TypeError" in problems[0].message and problems[0].layer == "relu"
