@@ -135,6 +135,12 @@ def assert_moments_equal(found: Moments, expected: Moments, rtol: float = 1e-9) 
                                    atol=atol, equal_nan=True, err_msg=name)
 
 
+def assert_sum_of_squares_equal(found: float, expected: Moments, rtol: float = 1e-9) -> None:
+    """The ``sum_squares`` statistic: the moments' sum of squares, alone."""
+    assert isinstance(found, float)
+    np.testing.assert_allclose(found, expected.sum_squares, rtol=rtol, equal_nan=True)
+
+
 # -- host arrays (what Keras' and JAX's host callbacks hand over, and monitor.log) ---------------
 
 
@@ -161,6 +167,8 @@ def test_from_host_statistics_read_the_data_and_its_values_are_an_owned_copy(exa
     expected = expected_values(broadcast_values(data, layout), dtype)
     assert (array.shape, array.dtype) == (data.shape, host_dtype(dtype))
     assert_moments_equal(array.statistic("moments"), reference_moments(expected))
+    squares = Array.from_host(source).statistic("sum_squares")  # computed, not read off moments
+    assert_sum_of_squares_equal(squares, reference_moments(expected))
     fired = array.statistic("fired_units")
     wanted = fired_units(expected, -1)
     assert (fired is None) == (wanted is None)
@@ -220,7 +228,13 @@ def torch_module():
 @given(example=host_data(dtypes=DTYPES))
 def test_torch_conversions_give_numpys_values_read_only_in_memory_of_their_own(torch_module,
                                                                                 example):
-    from ikkuna.adapters.torch import tensor_moments, tensor_to_numpy, tensor_view, wrap
+    from ikkuna.adapters.torch import (
+        tensor_moments,
+        tensor_sum_of_squares,
+        tensor_to_numpy,
+        tensor_view,
+        wrap,
+    )
 
     torch = torch_module
     data, dtype, layout = example
@@ -242,6 +256,8 @@ def test_torch_conversions_give_numpys_values_read_only_in_memory_of_their_own(t
     # these small CPU tensors in float64
     rtol = ROW_PARTIALS_RTOL if dtype == "bfloat16" else 1e-9
     assert_moments_equal(tensor_moments(tensor, Layout()), reference_moments(expected), rtol=rtol)
+    assert_sum_of_squares_equal(tensor_sum_of_squares(tensor, Layout()), reference_moments(expected),
+                                rtol=rtol)
 
     array = wrap(tensor, Layout(batch_axis=0, channel_axis=-1))
     assert (array.shape, array.dtype) == (data.shape, dtype)
