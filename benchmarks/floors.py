@@ -31,8 +31,9 @@ step's time varies by more than the work on a shared machine):
     weight, gradient and update (with the update's copy and subtraction); no bus, metrics
     or store.
   - *fused statistics, alone* (``--compiled``; needs a C++ compiler, about 15 s to compile):
-    the same sums, sums of squares and zero counts, and each layer output's channel
-    maxima, in one function per tensor compiled by ``torch.compile``.
+    the same statistics (each layer output's sum, sum of squares, zero count and channel
+    maxima; each parameter's, gradient's and update's sum of squares), in one function per
+    tensor compiled by ``torch.compile``.
 - ``torch MLP``: the parity MLP, attached with no metrics, and with three hooks that do
   nothing (a forward pre-hook on the model, a pre- and a post-hook on the optimizer's step:
   the hooks ikkuna installs without metrics).
