@@ -86,12 +86,9 @@ def tensor_moments(tensor: Any, layout: Layout) -> Moments:
     count = flat.numel()
     if count == 0:
         return Moments(0, 0.0, 0.0, 0.0, 0)
-    if flat.is_complex():  # numpy's moments refuse it, as they did before torch summed rows
-        return moments(tensor_to_numpy(flat))
-    if count < _SMALLEST_FOR_TORCH:
-        view = tensor_view(flat)
-        if view is not None:
-            return moments(view)
+    host = _summed_by_numpy(flat)
+    if host is not None:
+        return moments(host)
     exact = flat.dtype == torch.float64 or not flat.is_floating_point()
     work = flat.to(torch.float64) if exact else flat.to(torch.float32)
     zeros = _zero_count(flat)
@@ -101,6 +98,15 @@ def tensor_moments(tensor: Any, layout: Layout) -> Moments:
             return found
     partial = moments_of_rows(*_row_partials(work), count, zeros)
     return partial if partial is not None else _exact_moments(flat, zeros)
+
+
+def _summed_by_numpy(flat: Any) -> np.ndarray | None:
+    """The values numpy sums instead of torch: a complex tensor's (a copy; numpy's sums refuse
+    it, as they did before torch summed rows) and a small CPU tensor's (a view: torch's
+    per-call cost is larger than the whole sum there); None for the others."""
+    if flat.is_complex():
+        return tensor_to_numpy(flat)
+    return tensor_view(flat) if flat.numel() < _SMALLEST_FOR_TORCH else None
 
 
 #: Fewer values than this on the CPU are summed by numpy, which is faster there.
@@ -153,12 +159,9 @@ def tensor_sum_of_squares(tensor: Any, layout: Layout) -> float:
     count = flat.numel()
     if count == 0:
         return 0.0
-    if flat.is_complex():
-        return sum_of_squares(tensor_to_numpy(flat))
-    if count < _SMALLEST_FOR_TORCH:
-        view = tensor_view(flat)
-        if view is not None:
-            return sum_of_squares(view)
+    host = _summed_by_numpy(flat)
+    if host is not None:
+        return sum_of_squares(host)
     if flat.is_floating_point() and flat.dtype != torch.float64:
         rows = _row_norms(*_rows_of_sums(flat.to(torch.float32)))
         norms = rows.cpu().numpy().astype(np.float64)

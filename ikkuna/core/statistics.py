@@ -129,14 +129,19 @@ def moments(values: np.ndarray, zeros: int | None = None) -> Moments:
     where the caller has it already (:func:`fired_units_and_zeros`).
     """
     flat = np.asarray(values).reshape(-1)
-    if flat.size >= _TWO_HALVES_FROM:
-        half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH  # the same rows as in one pass
-        known = zeros is not None
-        first, second = _in_two_threads(_moments_of_flat, (flat[:half], known), (flat[half:], known))
-        found = first + second
-    else:
-        found = _moments_of_flat(flat, zeros is not None)
+    found = _added_over_halves(_moments_of_flat, flat, zeros is not None)
     return found if zeros is None else replace(found, zeros=zeros)
+
+
+def _added_over_halves(function: Callable[..., Any], flat: np.ndarray, *args: Any) -> Any:
+    """``function(flat, *args)``; from :data:`_TWO_HALVES_FROM` values, the sum of its results
+    on the two halves of ``flat``, at once on two threads (split at a row boundary, so the
+    rows are those of one pass)."""
+    if flat.size < _TWO_HALVES_FROM:
+        return function(flat, *args)
+    half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH
+    first, second = _in_two_threads(function, (flat[:half], *args), (flat[half:], *args))
+    return first + second
 
 
 #: Arrays with at least this many values are summed in two halves on two threads (below it,
@@ -242,12 +247,7 @@ def sum_of_squares(values: np.ndarray) -> float:
     else in float64. Refuses complex values as :func:`moments` does."""
     flat = np.asarray(values).reshape(-1)
     if flat.dtype == np.float32 and flat.size >= _FLOAT32_ROWS_FROM:
-        if flat.size >= _TWO_HALVES_FROM:
-            half = flat.size // 2 // SUM_ROW_LENGTH * SUM_ROW_LENGTH  # the same rows as in one pass
-            first, second = _in_two_threads(float32_sum_of_squares, (flat[:half],), (flat[half:],))
-            found = first + second
-        else:
-            found = float32_sum_of_squares(flat)
+        found = _added_over_halves(float32_sum_of_squares, flat)
         if _trusted_sum_of_squares(found, flat.size):
             return found
         if found == 0.0 and not flat.any():
