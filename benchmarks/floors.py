@@ -37,9 +37,22 @@ step's time varies by more than the work on a shared machine):
 - ``torch MLP``: the parity MLP, attached with no metrics, and with three hooks that do
   nothing (a forward pre-hook on the model, a pre- and a post-hook on the optimizer's step:
   the hooks ikkuna installs without metrics).
+- ``Keras CNN``: the benchmark's CNN in ``model.fit``, a fresh model each measurement.
+  - *ikkuna, default metrics*, for comparison.
+  - *its callback doing nothing*: the same, with the host side of the callback that carries
+    a step's values (the layer outputs, weights, gradients and updates) replaced by one that
+    returns at once: what handing the values to the host costs inside the step.
+  - *ikkuna's host side, alone*: that callback of one real step (its arguments captured)
+    replayed on the host: the statistics, the bus, the metrics and the store.
 - ``Keras MLP``: the parity MLP in ``model.fit``, attached with no metrics, and with a
   ``tf.numpy_function`` that does nothing added to the train step (the one host callback a
   step ikkuna's Keras adapter needs to count the step and take its loss).
+- ``JAX CNN``: the benchmark's CNN under ``nnx.jit``, the rows as for the Keras CNN (the
+  values leave in ikkuna's ordered IO callbacks of at most ``PART_BYTES`` each), and
+  *the same, with the outputs' and gradients' statistics computed in the graph*: those
+  values handed over as the statistics the default metrics read (float32 row sums and sums
+  of squares, zero counts, channels that fired), computed by XLA inside the step, to host
+  callbacks that do nothing: the lever "reductions computed in the framework" for JAX.
 - ``JAX MLP``: the parity MLP under ``nnx.jit``, attached with no metrics, and with one IO
   callback a step that does nothing (ordered, as ikkuna's step marker; and unordered): the
   cost of handing anything to the host from a jitted step, whatever the host then does.
@@ -64,6 +77,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks.architectures import CNN
 from benchmarks.torch_loop import training_step
 from benchmarks.workloads import (
+    BATCH,
     WARMUP_STEPS,
     installed_frameworks,
     time_steps,
@@ -71,7 +85,8 @@ from benchmarks.workloads import (
 from ikkuna.testing.parity.specs import MLP
 
 #: Timed steps per measurement (``--steps``) and rounds of alternating measurements.
-DEFAULT_STEPS = {"torch CNN": 30, "torch MLP": 2000, "Keras MLP": 500, "JAX MLP": 1000}
+DEFAULT_STEPS = {"torch CNN": 30, "torch MLP": 2000, "Keras CNN": 10, "Keras MLP": 500,
+                 "JAX CNN": 10, "JAX MLP": 1000}
 DEFAULT_ROUNDS = 5
 FRAMEWORKS = ("torch", "keras", "jax")
 Timed = Callable[[], float]  # seconds per step of one measurement
@@ -109,8 +124,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                        args.compiled)
         found["torch MLP"] = torch_mlp(args.steps or DEFAULT_STEPS["torch MLP"], args.rounds)
     if "keras" in chosen:
+        found["Keras CNN"] = keras_cnn(args.steps or DEFAULT_STEPS["Keras CNN"], args.rounds)
         found["Keras MLP"] = keras_mlp(args.steps or DEFAULT_STEPS["Keras MLP"], args.rounds)
     if "jax" in chosen:
+        found["JAX CNN"] = jax_cnn(args.steps or DEFAULT_STEPS["JAX CNN"], args.rounds)
         found["JAX MLP"] = jax_mlp(args.steps or DEFAULT_STEPS["JAX MLP"], args.rounds)
     return found
 
@@ -399,6 +416,63 @@ def _nothing() -> list[Any]:
     return []
 
 
+# -- Keras CNN ---------------------------------------------------------------------------------
+
+
+def keras_cnn(steps: int, rounds: int) -> dict[str, Any]:
+    """As ``keras_mlp``, a fresh model each measurement, on the benchmark's CNN."""
+    import tempfile
+
+    import numpy as np
+
+    import ikkuna
+    from benchmarks.keras_loop import compiled_model, timed_fit, training_data
+
+    inputs, labels = training_data(CNN, steps)
+
+    def fit(host_side: Callable[[Any], Callable[..., list[Any]]] | None = None,
+            attach: bool = True) -> float:
+        """Seconds per step of ``fit``, attached with the default metrics unless not
+        ``attach``; ``host_side`` (given the real one) replaces the host side of the callback
+        that carries the step's values, before ``fit`` traces its step."""
+        model = compiled_model(CNN)
+        if not attach:
+            return timed_fit(model, inputs, labels) / steps
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, metrics="default", store=store) as monitor:
+            if host_side is not None:
+                monitor.adapter._deliver = host_side(monitor.adapter._deliver)
+            return timed_fit(model, inputs, labels) / steps
+
+    def doing_nothing(_: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+        return lambda *arguments: []
+
+    def host_side_alone() -> float:
+        """The last step's callback, as a real step made it, replayed on the host."""
+        calls: list[tuple[Any, ...]] = []
+
+        def capture(deliver: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+            def captured(slots: Any, *values: Any) -> list[Any]:
+                calls[:] = [(deliver, slots, *(np.array(value, copy=True) for value in values))]
+                return deliver(slots, *values)
+            return captured
+
+        model = compiled_model(CNN)
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, metrics="default", store=store) as monitor:
+            monitor.adapter._deliver = capture(monitor.adapter._deliver)
+            timed_fit(model, inputs[:BATCH * (WARMUP_STEPS + 1)],
+                      labels[:BATCH * (WARMUP_STEPS + 1)])
+            deliver, slots, *values = calls[0]
+            return per_step(lambda: deliver(slots, *values), steps)
+
+    return ratios(lambda: fit(attach=False),
+                  {"ikkuna, default metrics": fit,
+                   "ikkuna, default metrics, its callback doing nothing":
+                       lambda: fit(doing_nothing)},
+                  rounds, {"ikkuna's host side, alone": host_side_alone})
+
+
 # -- JAX MLP -----------------------------------------------------------------------------------
 
 
@@ -438,6 +512,106 @@ def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
     return ratios(timed(None), {"ikkuna, no metrics": attached,
                                 "a no-op IO callback, ordered": timed(True),
                                 "a no-op IO callback, unordered": timed(False)}, rounds)
+
+
+# -- JAX CNN -----------------------------------------------------------------------------------
+
+
+def jax_cnn(steps: int, rounds: int) -> dict[str, Any]:
+    import tempfile
+
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    import ikkuna
+    from benchmarks.jax_loop import training_state
+    from ikkuna.core.kinds import ACTIVATIONS, GRADIENTS
+    from ikkuna.core.statistics import ROW_LENGTH
+    from ikkuna.testing.parity.jax_models import cross_entropy_step
+
+    model, optimizer, inputs, labels = training_state(CNN)
+
+    def per_jitted_step(jitted: Callable[..., Any]) -> float:
+        """Seconds per step, the host callbacks of the timed steps included."""
+        return time_steps(lambda: jax.block_until_ready(jitted(model, optimizer, inputs, labels)),
+                          steps, jax.effects_barrier) / steps
+
+    def attached(host_side: Callable[[Any], Callable[..., None]] | None) -> float:
+        """Attached with the default metrics; ``host_side`` (given the real one) replaces
+        the host side of the callbacks that carry the step's values, while tracing."""
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics="default", store=store) as monitor:
+            if host_side is not None:
+                monitor.adapter._deliver_part = host_side(monitor.adapter._deliver_part)
+            return per_jitted_step(nnx.jit(cross_entropy_step()))  # traced while attached
+
+    def doing_nothing(_: Callable[..., None]) -> Callable[..., None]:
+        return lambda *arguments: None
+
+    def host_side_alone() -> float:
+        """One step's callbacks, as a real step made them, replayed on the host."""
+        parts: list[tuple[Any, ...]] = []
+
+        def capture(deliver: Callable[..., None]) -> Callable[..., None]:
+            def captured(deliveries: Any, first: bool, last: bool, values: list[Any],
+                         *extra: Any) -> None:
+                if first:
+                    parts.clear()
+                parts.append((deliveries, first, last,
+                              [np.array(value, copy=True) for value in values], *extra))
+                deliver(deliveries, first, last, values, *extra)
+            return captured
+
+        with tempfile.TemporaryDirectory() as store, \
+                ikkuna.attach(model, optimizer=optimizer, metrics="default", store=store) as monitor:
+            deliver = monitor.adapter._deliver_part
+            monitor.adapter._deliver_part = capture(deliver)
+            jitted = nnx.jit(cross_entropy_step())
+            jax.block_until_ready(jitted(model, optimizer, inputs, labels))
+            jax.effects_barrier()
+            step = list(parts)
+
+            def replayed() -> None:
+                for part in step:
+                    deliver(*part)
+            return per_step(replayed, steps)
+
+    def statistics_in_the_graph() -> float:
+        """As with its callbacks doing nothing, but the layer outputs and gradients handed
+        over as their statistics, computed by XLA in the step (float32 rows of
+        ``ROW_LENGTH`` values: sums and sums of squares; an output's zero count and channels
+        that fired), instead of their values."""
+        import ikkuna.adapters.jax as adapter
+
+        def reduced(kind: str, value: Any) -> Any:
+            flat = value.reshape(-1)
+            rows = flat[: flat.size // ROW_LENGTH * ROW_LENGTH].reshape(-1, ROW_LENGTH)
+            if kind == GRADIENTS:
+                return (rows * rows).sum(axis=1)
+            return [rows.sum(axis=1), (rows * rows).sum(axis=1), (flat == 0).sum(),
+                    (value != 0).reshape(-1, value.shape[-1]).any(axis=0)]
+
+        def handing_statistics(deliver: Callable[..., None], deliveries: list[Any],
+                               **extra: Any) -> None:
+            kept(deliver, [(delivery, reduced(delivery.kind, value)
+                            if delivery.kind in (ACTIVATIONS, GRADIENTS) else value)
+                           for delivery, value in deliveries], **extra)
+
+        kept = adapter.to_host_in_parts
+        adapter.to_host_in_parts = handing_statistics
+        try:
+            return attached(doing_nothing)
+        finally:
+            adapter.to_host_in_parts = kept
+
+    return ratios(
+        lambda: per_jitted_step(nnx.jit(cross_entropy_step())),
+        {"ikkuna, default metrics": lambda: attached(None),
+         "ikkuna, default metrics, its callbacks doing nothing": lambda: attached(doing_nothing),
+         "the same, with the outputs' and gradients' statistics computed in the graph":
+             statistics_in_the_graph},
+        rounds, {"ikkuna's host side, alone": host_side_alone})
 
 
 # -- output ------------------------------------------------------------------------------------

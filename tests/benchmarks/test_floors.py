@@ -22,6 +22,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "floors.py"
 TORCH_ROWS = ("ikkuna, default metrics", "ikkuna without its statistics",
               "ikkuna without its statistics nor distance_from_init", "spare core, inline",
               "spare core, on a thread", "one read, alone", "ikkuna's statistics, alone")
+KERAS_CNN_ROWS = ("ikkuna, default metrics", "ikkuna, default metrics, its callback doing nothing",
+                  "ikkuna's host side, alone")
+JAX_CNN_ROWS = ("ikkuna, default metrics", "ikkuna, default metrics, its callbacks doing nothing",
+                "the same, with the outputs' and gradients' statistics computed in the graph",
+                "ikkuna's host side, alone")
 JAX_ROWS = ("ikkuna, no metrics", "a no-op IO callback, ordered", "a no-op IO callback, unordered")
 
 
@@ -68,16 +73,30 @@ def test_keras_mlp_reports_ikkuna_and_a_no_op_host_callback():
     require_framework("tensorflow")
     require_framework("keras")
     found = run_floors("--framework", "keras")
-    assert list(found) == ["Keras MLP"]
+    assert list(found) == ["Keras CNN", "Keras MLP"]
+    assert_measured(found["Keras CNN"], KERAS_CNN_ROWS)
     assert_measured(found["Keras MLP"], ("ikkuna, no metrics", "a no-op host callback"))
 
 
 @pytest.mark.framework
-def test_jax_mlp_reports_the_ordered_and_the_unordered_callback():
+def test_jax_reports_the_cnn_s_callbacks_and_host_side_and_the_mlp_s_ordered_and_unordered_callback():
     require_framework("jax")
     found = run_floors("--framework", "jax")
-    assert list(found) == ["JAX MLP"]
+    assert list(found) == ["JAX CNN", "JAX MLP"]
+    assert_measured(found["JAX CNN"], JAX_CNN_ROWS)
     assert_measured(found["JAX MLP"], JAX_ROWS)
+
+
+@pytest.mark.framework
+def test_jax_statistics_in_the_graph_restore_how_the_adapter_hands_values_over():
+    require_framework("jax")
+    import ikkuna.adapters.jax as adapter
+    from benchmarks.floors import jax_cnn
+
+    kept = adapter.to_host_in_parts
+    found = jax_cnn(steps=1, rounds=1)
+    assert_measured(found, JAX_CNN_ROWS)
+    assert adapter.to_host_in_parts is kept
 
 
 def test_the_threaded_measurement_times_every_step_s_work_to_its_end():
