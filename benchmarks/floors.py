@@ -518,6 +518,8 @@ def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
 
 
 def jax_cnn(steps: int, rounds: int) -> dict[str, Any]:
+    """One model and optimizer throughout, as in ``jax_mlp``; each measurement jits a new
+    step (traced while attached, where it is)."""
     import tempfile
 
     import jax
