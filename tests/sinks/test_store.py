@@ -17,6 +17,7 @@ from ikkuna.core.events import Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.sink import RunInfo
 from ikkuna.sinks.schema import DATABASE_FILE
+from ikkuna.sinks import store as store_module
 from ikkuna.sinks.store import StoreSink
 
 LAYERS = (
@@ -370,6 +371,24 @@ def test_a_flush_returns_while_the_connection_is_busy(store):
     sink.wait()
     assert stored_steps(store) == [0, 1, 2]
     sink.close()
+
+
+def test_a_flush_beyond_the_most_uncommitted_rows_waits_for_their_commit(store, monkeypatch):
+    """A loop that makes rows faster than the commit thread stores them cannot pile them up."""
+    monkeypatch.setattr(store_module, "MOST_UNCOMMITTED_ROWS", 10)
+    sink = open_sink(store, commit_seconds=60)
+    for step in range(10):
+        sink.write([record("exp", step, "m", 1.0)])
+        sink.flush()
+    assert stored_steps(store) == []  # ten rows: within the bound, left for the next commit
+    sink.write([record("exp", 10, "m", 1.0)])
+    sink.flush()
+    assert stored_steps(store) == list(range(11))  # committed before the flush returned
+    sink.write([record("exp", 11, "m", 1.0)])
+    sink.flush()
+    assert stored_steps(store) == list(range(11))  # one row again: the thread's, in time
+    sink.close()
+    assert stored_steps(store) == list(range(12))
 
 
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX's, where the suite loaded it
