@@ -6,7 +6,9 @@ not even compile. An ordered ``jax.experimental.io_callback`` can: under ``jit``
 automatic sharding JAX lowers it with a MAXIMAL sharding (one device), so it runs once per
 execution of the step and receives the global arrays (XLA gathers the shards first), not
 once per device with each device's shard. Its ordering holds across the callbacks of one step
-and across steps, as ``ordered=True`` did before.
+and across steps, as ``ordered=True`` did before. ikkuna lowers it as
+:mod:`ikkuna.adapters.jax_direct_callback` does, which hands the callback jaxlib's numpy
+copies without ``io_callback``'s second copy, where this JAX allows (else ``io_callback``).
 
 An IO callback has no differentiation rule, so the values leave through
 ``jax.lax.stop_gradient``: a value with no tangent is handed to the callback outside the
@@ -25,23 +27,25 @@ from typing import Any
 
 import numpy as np
 
+from ikkuna.adapters.jax_direct_callback import ordered_host_call
+
 #: The most bytes one callback hands to the host (a larger value goes alone). Each operand of
-#: a callback is copied twice on the host (jaxlib copies it into a numpy array, then
-#: ``io_callback`` copies that into a JAX array: numpy's buffers lack the 64-byte alignment
-#: that would let ``device_put`` alias them), both held until the callback returns, and the
-#: allocator keeps the memory (XLA's threads have malloc arenas of their own). A scheduled
-#: step of a CNN handed to the host in one callback raised peak RSS by about 190 MiB on a
-#: 490 MiB run; in parts of at most 4 MiB, by about 75 MiB.
+#: a callback is copied on the host (jaxlib copies it into a numpy array; ``io_callback``,
+#: where it is used, copies that again into a JAX array), held until the callback returns,
+#: and the allocator keeps the memory (XLA's threads have malloc arenas of their own). A
+#: scheduled step of a CNN handed to the host in one ``io_callback`` raised peak RSS by about
+#: 190 MiB on a 490 MiB run; in parts of at most 4 MiB, by about 75 MiB.
 PART_BYTES = 4 << 20
 
 _inside = threading.local()  # set while one of these callbacks runs on this thread
 
 
 def to_host(callback: Callable[..., None], *args: Any) -> None:
-    """Call ``callback(*args)`` on the host (with numpy-convertible arrays) once each time the
-    traced code runs, after every earlier call of this function in program order."""
+    """Call ``callback(*args)`` on the host (with numpy arrays for the traced arrays) once
+    each time the traced code runs, after every earlier call of this function in program
+    order: through :func:`ikkuna.adapters.jax_direct_callback.ordered_host_call`, or an
+    ordered ``io_callback`` (JAX arrays) where this JAX cannot build that."""
     import jax
-    from jax.experimental import io_callback
 
     def call(*values: Any) -> None:
         _inside.active = True
@@ -50,7 +54,14 @@ def to_host(callback: Callable[..., None], *args: Any) -> None:
         finally:
             _inside.active = False
 
-    io_callback(call, None, *jax.tree_util.tree_map(jax.lax.stop_gradient, args), ordered=True)
+    values = jax.tree_util.tree_map(jax.lax.stop_gradient, args)
+    direct = ordered_host_call()
+    if direct is not None:
+        direct(call, values)
+        return
+    from jax.experimental import io_callback
+
+    io_callback(call, None, *values, ordered=True)
 
 
 def to_host_in_parts(deliver: Callable[..., None], keyed: Sequence[tuple[Any, Any]],
