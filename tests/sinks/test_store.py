@@ -16,8 +16,8 @@ from ikkuna.core.errors import RunNotFoundError
 from ikkuna.core.events import Histogram, Record
 from ikkuna.core.layers import LayerInfo
 from ikkuna.core.sink import RunInfo
-from ikkuna.sinks.schema import DATABASE_FILE
 from ikkuna.sinks import store as store_module
+from ikkuna.sinks.schema import DATABASE_FILE
 from ikkuna.sinks.store import StoreSink
 
 LAYERS = (
