@@ -95,6 +95,19 @@ def recorders(*kinds: str, **options: Any) -> dict[str, Recorder]:
     return {kind: recorder(kind, **options) for kind in kinds}
 
 
+def assert_same_records(got: dict[str, Recorder], wanted: dict[str, Recorder],
+                        kinds: tuple[str, ...]) -> None:
+    """Each kind's recorder saw the same arrivals (step, layer, parameter, value, and any
+    values kept) in both runs, and at least one."""
+    for kind in kinds:
+        assert len(got[kind].seen) == len(wanted[kind].seen) > 0, kind
+        for one, other in zip(got[kind].seen, wanted[kind].seen):
+            assert (one.step, one.layer, one.param, one.value) == (
+                other.step, other.layer, other.param, other.value)
+            if other.values is not None:
+                np.testing.assert_array_equal(one.values, other.values, kind)
+
+
 def spy_on_emitted_events(monitor: Any) -> list[tuple[str, int, str | None, str | None]]:
     """Record (kind, step, layer name, param) of every event the adapter emits from now on."""
     emitted: list[tuple[str, int, str | None, str | None]] = []

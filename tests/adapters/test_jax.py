@@ -44,6 +44,7 @@ from tests.adapters.recording import (
     ALL_METRIC_NAMES,
     ARRAY_KINDS,
     EXPECTED_METRIC_NAMES,
+    assert_same_records,
     recorder,
     recorders,
     spy_on_emit,
@@ -177,13 +178,7 @@ def test_a_step_handed_to_the_host_value_by_value_gives_the_events_of_one_callba
                          (K.LOSS, K.LABELS)]
         assert kinds_of_step == (ONE_STEP if step in recorded
                                  else [K.STEP_STARTED, K.STEP_FINISHED]), step
-    for kind in kinds:
-        assert len(parts_seen[kind].seen) == len(seen[kind].seen) > 0, kind
-        for got, wanted in zip(parts_seen[kind].seen, seen[kind].seen):
-            assert (got.step, got.layer, got.param, got.value) == (
-                wanted.step, wanted.layer, wanted.param, wanted.value)
-            if wanted.values is not None:
-                np.testing.assert_array_equal(got.values, wanted.values, kind)
+    assert_same_records(parts_seen, seen, kinds)
 
 
 def test_parts_of_a_step_that_was_not_opened_emit_nothing(jax):

@@ -14,7 +14,7 @@ import ikkuna
 from ikkuna.adapters import jax_direct_callback, jax_host
 from ikkuna.core import kinds as K
 from tests.adapters.jax_models import image_batch, sgd, small_cnn, train_step
-from tests.adapters.recording import ARRAY_KINDS, recorders
+from tests.adapters.recording import ARRAY_KINDS, assert_same_records, recorders
 
 
 def test_this_jax_builds_the_direct_call(jax):
@@ -124,10 +124,4 @@ def test_training_records_the_same_values_through_io_callback_and_the_direct_cal
     direct = record()
     monkeypatch.setattr(jax_host, "ordered_host_call", lambda: None)
     through_io_callback = record()
-    for kind in kinds:
-        assert len(direct[kind].seen) == len(through_io_callback[kind].seen) > 0, kind
-        for got, wanted in zip(direct[kind].seen, through_io_callback[kind].seen):
-            assert (got.step, got.layer, got.param, got.value) == (
-                wanted.step, wanted.layer, wanted.param, wanted.value)
-            if wanted.values is not None:
-                np.testing.assert_array_equal(got.values, wanted.values, kind)
+    assert_same_records(direct, through_io_callback, kinds)
