@@ -41,8 +41,8 @@ _inside = threading.local()  # set while one of these callbacks runs on this thr
 
 
 def to_host(callback: Callable[..., None], *args: Any) -> None:
-    """Call ``callback(*args)`` on the host (with numpy arrays for the traced arrays) once
-    each time the traced code runs, after every earlier call of this function in program
+    """Call ``callback(*args)`` on the host (each array as a numpy array) once each time
+    the traced code runs, after every earlier call of this function in program
     order: through :func:`ikkuna.adapters.jax_direct_callback.ordered_host_call`, or an
     ordered ``io_callback`` (JAX arrays) where this JAX cannot build that."""
     import jax
