@@ -40,18 +40,25 @@ class Periodic:
                 self._changed.notify_all()
             self._start()
 
-    def run_now(self) -> None:
-        """Call ``work`` now (on the thread) and return once that call has ended."""
+    def run_now(self, timeout: float | None = None) -> bool:
+        """Call ``work`` now (on the thread) and return True once that call has ended; False
+        where ``timeout`` seconds passed first (the call goes on; its error, if any, is raised
+        by a later call of these methods)."""
         with self._changed:
             self._asked += 1
             asked = self._asked
             self._changed.notify_all()
+            deadline = None if timeout is None else time.monotonic() + timeout
             while self._done < asked:
                 if not self._start():
                     self._call_here()
                     break
-                self._changed.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left)
             self._raise_error()
+            return True
 
     def close(self) -> None:
         """One last call, then stop the thread (a later :meth:`poke` starts another)."""

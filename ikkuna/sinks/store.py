@@ -32,12 +32,17 @@ WAL_CHECKPOINT_PAGES = 10_000
 #: step cost a 1.3 ms Keras MLP step about a fifth of its time. A killed process loses the
 #: records of at most the last this many seconds (and the step in progress).
 COMMIT_SECONDS = 0.5
-#: Rows handed over and not yet committed, at most: a flush that finds more waits for their
-#: commit. A training loop can produce rows faster than the commit thread stores them (a
+#: Rows handed over and not yet taken by a commit, at most: a flush that finds more waits for
+#: their commit. A training loop can produce rows faster than the commit thread stores them (a
 #: small jitted JAX MLP with the default metrics: about 200 steps and 10,000 rows a second,
 #: against a thread that shares the interpreter's lock with the loop); unbounded, they piled
-#: up by 6 KiB a step. This many rows hold about 10 MiB.
+#: up by 6 KiB a step. This many scalar rows hold about 13 MiB (twice that while a commit
+#: of as many runs).
 MOST_UNCOMMITTED_ROWS = 50_000
+#: The longest a flush waits for that commit. A commit that takes longer is waiting for the
+#: database (another process's transaction, up to SQLite's busy timeout): then the flushes
+#: stop waiting, and rows gather again, until a commit ends.
+MOST_SECONDS_WAITED = 1.0
 
 
 class StoreSink(Sink):
@@ -65,6 +70,7 @@ class StoreSink(Sink):
         self._run_name: str | None = None
         self._pending: list[tuple[Any, ...]] = []
         self._handed_over: list[tuple[Any, ...]] = []  # flushed, for the next commit
+        self._commit_waits_for_the_database = False  # a flush waited for a commit in vain
         self._pending_lock = threading.Lock()  # callbacks may come from a framework's threads
         self._lock = threading.RLock()  # the connection: the commit thread's and the caller's
         self._commits = Periodic("ikkuna-store-commits", self._commit, float(commit_seconds))
@@ -129,7 +135,7 @@ class StoreSink(Sink):
     def flush(self) -> None:
         """Hand the records written since the last flush over to the next commit (an error of
         the last commit is raised here, once); beyond :data:`MOST_UNCOMMITTED_ROWS` rows not
-        yet committed, commit them and wait for it."""
+        yet committed, commit them and wait for it (at most :data:`MOST_SECONDS_WAITED`)."""
         if not self._pending or self._forked():  # a step without records costs nothing
             return
         with self._pending_lock:
@@ -138,8 +144,10 @@ class StoreSink(Sink):
             uncommitted = len(self._handed_over)
         if self._connection is None:
             return
-        if uncommitted > MOST_UNCOMMITTED_ROWS:
-            self._commits.run_now()  # the loop waits for the store rather than piling rows up
+        if uncommitted > MOST_UNCOMMITTED_ROWS and not self._commit_waits_for_the_database:
+            # the loop waits for the store rather than piling rows up
+            ended = self._commits.run_now(timeout=MOST_SECONDS_WAITED)
+            self._commit_waits_for_the_database = not ended
         else:
             self._commits.poke()
 
@@ -150,6 +158,12 @@ class StoreSink(Sink):
 
     def _commit(self) -> None:
         """Commit the rows handed over so far, in one transaction (on the commit thread)."""
+        try:
+            self._commit_handed_over()
+        finally:
+            self._commit_waits_for_the_database = False
+
+    def _commit_handed_over(self) -> None:
         with self._pending_lock:
             rows, self._handed_over = self._handed_over, []
         if not rows:

@@ -123,3 +123,19 @@ def test_close_without_a_thread_makes_the_last_call_on_the_callers_thread():
     periodic = Periodic("test-periodic", lambda: threads.append(threading.current_thread()), NEVER)
     periodic.close()
     assert threads == [threading.current_thread()]
+
+
+def test_run_now_with_a_timeout_returns_false_while_the_call_goes_on():
+    release = threading.Event()
+    calls = []
+
+    def work() -> None:
+        calls.append(1)
+        release.wait(30)
+
+    periodic = Periodic("test-periodic", work, NEVER)
+    assert periodic.run_now(timeout=0.05) is False  # the call has not ended
+    release.set()
+    assert periodic.run_now(timeout=30) is True
+    assert len(calls) == 2
+    periodic.close()

@@ -391,6 +391,39 @@ def test_a_flush_beyond_the_most_uncommitted_rows_waits_for_their_commit(store, 
     assert stored_steps(store) == list(range(12))
 
 
+def test_beyond_the_bound_a_flush_waits_once_while_another_process_holds_the_database(
+        store, monkeypatch):
+    """Waiting on another process's transaction would stall every step: the first flush beyond
+    the bound gives up after MOST_SECONDS_WAITED, the next ones let rows gather until a commit
+    ends, and nothing is lost."""
+    monkeypatch.setattr(store_module, "MOST_UNCOMMITTED_ROWS", 10)
+    monkeypatch.setattr(store_module, "MOST_SECONDS_WAITED", 0.2)
+    sink = open_sink(store, commit_seconds=60)
+    waits = []
+    run_now = sink._commits.run_now
+    monkeypatch.setattr(sink._commits, "run_now",
+                        lambda timeout=None: waits.append(timeout) or run_now(timeout))
+    other = sqlite3.connect(store / DATABASE_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process, in the middle of a transaction
+    try:
+        for first in (0, 11, 22):  # each flush hands over 11 rows, beyond the bound
+            sink.write([record("exp", step, "m", 1.0) for step in range(first, first + 11)])
+            sink.flush()
+        assert waits == [0.2]  # the first flush waited, in vain; the next two did not wait
+        assert stored_steps(store) == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    sink.wait()
+    assert stored_steps(store) == list(range(33))
+    monkeypatch.setattr(store_module, "MOST_SECONDS_WAITED", 30.0)  # a loaded machine's commit
+    sink.write([record("exp", step, "m", 1.0) for step in range(33, 44)])
+    sink.flush()  # the commits ended: a flush beyond the bound waits again
+    assert waits == [0.2, None, 30.0]  # (None: wait()'s)
+    assert stored_steps(store) == list(range(44))
+    sink.close()
+
+
 @pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # JAX's, where the suite loaded it
 def test_a_forked_child_stores_nothing_through_its_parents_sink(store):
     sink = open_sink(store, commit_seconds=0)
