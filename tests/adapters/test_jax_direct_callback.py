@@ -76,44 +76,55 @@ def test_a_host_call_under_vmap_is_refused_as_an_ordered_io_callback_is(jax):
         jax.vmap(per_row)(jnp.ones((2, 3)))
 
 
-def test_a_jax_without_the_internals_it_needs_falls_back_to_io_callback(jax, monkeypatch):
+@pytest.fixture
+def built_afresh(jax, monkeypatch):
+    """``ordered_host_call()`` built anew inside the test, and anew (unpatched) after it."""
+    jax_direct_callback.ordered_host_call.cache_clear()
+    yield
+    jax_direct_callback.ordered_host_call.cache_clear()
+
+
+def test_a_jax_without_the_internals_it_needs_falls_back_to_io_callback(built_afresh,
+                                                                        monkeypatch):
+    import jax
+
     def build_on_a_jax_without_them():
         raise AttributeError("module 'jax._src.callback' has no attribute '_OrderedIOEffect'")
 
-    jax_direct_callback.ordered_host_call.cache_clear()
-    try:
-        with monkeypatch.context() as patch:
-            patch.setattr(jax_direct_callback, "_build", build_on_a_jax_without_them)
-            assert jax_direct_callback.ordered_host_call() is None
-            seen = []
-            jax.jit(lambda x: jax_host.to_host(seen.append, x) or x)(np.ones(2, np.float32))
-            jax_host.wait_for_host()
-    finally:
-        jax_direct_callback.ordered_host_call.cache_clear()
+    monkeypatch.setattr(jax_direct_callback, "_build", build_on_a_jax_without_them)
+    assert jax_direct_callback.ordered_host_call() is None
+    seen = []
+    jax.jit(lambda x: jax_host.to_host(seen.append, x) or x)(np.ones(2, np.float32))
+    jax_host.wait_for_host()
     assert isinstance(seen[0], jax.Array)  # io_callback's JAX array
     np.testing.assert_array_equal(np.asarray(seen[0]), np.ones(2))
-    assert jax_direct_callback.ordered_host_call() is not None
 
 
-def test_a_jax_whose_lowering_fails_falls_back_before_any_step_is_traced(jax, monkeypatch):
+def test_a_jax_whose_lowering_fails_falls_back_before_any_step_is_traced(built_afresh,
+                                                                         monkeypatch):
     from jax.interpreters import mlir
 
+    monkeypatch.delattr(mlir, "TokenSet")  # used only while lowering a call
+    assert jax_direct_callback.ordered_host_call() is None
+
+
+def test_a_jax_whose_callback_emitter_changed_falls_back_before_any_step_is_traced(
+        built_afresh, monkeypatch):
+    from jax.interpreters import mlir
+
+    def emit_python_callback(ctx, callback, token, operands):  # what a later JAX might have
+        raise AssertionError("called with parameters it does not have")
+
+    monkeypatch.setattr(mlir, "emit_python_callback", emit_python_callback)
+    assert jax_direct_callback.ordered_host_call() is None
+
+
+def test_after_a_failed_build_a_fresh_one_on_this_jax_succeeds(built_afresh, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(jax_direct_callback, "_build", lambda: 1 / 0)
+        assert jax_direct_callback.ordered_host_call() is None
     jax_direct_callback.ordered_host_call.cache_clear()
-    try:
-        with monkeypatch.context() as patch:
-            patch.delattr(mlir, "TokenSet")  # used only while lowering a call
-            assert jax_direct_callback.ordered_host_call() is None
-    finally:
-        jax_direct_callback.ordered_host_call.cache_clear()
     assert jax_direct_callback.ordered_host_call() is not None
-
-
-def test_a_changed_jax_function_is_refused_before_it_is_called():
-    def emit(ctx, callback):  # what a later JAX might have instead
-        return ctx, callback
-
-    with pytest.raises(TypeError, match="has no parameter has_side_effect, token"):
-        jax_direct_callback._require_parameters(emit, "ctx", "token", "has_side_effect")
 
 
 @pytest.mark.parametrize("jitted", [True, False], ids=["jit", "eager"])
