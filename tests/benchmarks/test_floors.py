@@ -24,7 +24,8 @@ TORCH_ROWS = ("ikkuna, default metrics", "ikkuna without its statistics",
               "spare core, on a thread", "one read, alone", "ikkuna's statistics, alone")
 KERAS_CNN_ROWS = ("ikkuna, default metrics", "ikkuna, default metrics, its callback doing nothing",
                   "ikkuna's host side, alone")
-JAX_CNN_ROWS = ("ikkuna, default metrics", "ikkuna, default metrics, its callbacks doing nothing",
+JAX_CNN_ROWS = ("ikkuna, no metrics", "a no-op IO callback, ordered",
+                "ikkuna, default metrics", "ikkuna, default metrics, its callbacks doing nothing",
                 "the same, with the outputs' and gradients' statistics computed in the graph",
                 "ikkuna's host side, alone")
 JAX_ROWS = ("ikkuna, no metrics", "a no-op IO callback, ordered", "a no-op IO callback, unordered")
