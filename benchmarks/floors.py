@@ -498,7 +498,7 @@ def jax_mlp(steps: int, rounds: int) -> dict[str, Any]:
         "a no-op IO callback, unordered": timed(False)}, rounds)
 
 
-def _jax_step_with_a_no_op_callback(ordered: bool | None) -> Any:
+def _jax_step_with_a_no_op_callback(ordered: bool | None) -> Callable[..., Any]:
     """The benchmark's train step under ``nnx.jit`` with one IO callback a step that does
     nothing (``ordered`` as ikkuna's step marker, or not; None: no callback)."""
     from flax import nnx
