@@ -57,9 +57,7 @@ class _FlatHostCallback:
         self.callback, self.tree = callback, tree
 
     def __call__(self, *flat: Any) -> tuple[()]:
-        import jax
-
-        self.callback(*jax.tree_util.tree_unflatten(self.tree, flat))
+        self.callback(*self.tree.unflatten(flat))
         return ()
 
 
